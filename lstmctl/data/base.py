@@ -1,0 +1,95 @@
+"""The dataset contract: every builder returns a DataBundle."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Any
+
+import torch
+
+from lstmctl.errors import UserError
+
+
+class Task(str, Enum):
+    """What a model predicts; the head, loss, metrics and plots follow from it."""
+
+    REGRESSION_STEP = "regression_step"  # one vector per time step (sine -> cosine)
+    REGRESSION_SEQ = "regression_seq"  # one vector per sequence (window -> next value)
+    CLASSIFICATION = "classification"  # one class per sequence (image rows -> digit)
+    CLASSIFICATION_STEP = "classification_step"  # one class per time step (copy task)
+
+    @property
+    def per_step(self) -> bool:
+        return self in (Task.REGRESSION_STEP, Task.CLASSIFICATION_STEP)
+
+    @property
+    def classification(self) -> bool:
+        return self in (Task.CLASSIFICATION, Task.CLASSIFICATION_STEP)
+
+
+IGNORE_INDEX = -100  # class targets with this value count in neither loss nor metrics
+
+
+@dataclass
+class Split:
+    x: torch.Tensor  # (N, T, input_size) float32
+    y: torch.Tensor  # see Task: (N, T, O) | (N, O) float32, (N,) | (N, T) int64
+
+    def __len__(self) -> int:
+        return int(self.x.shape[0])
+
+    def take(self, idx) -> "Split":
+        return Split(self.x[idx], self.y[idx])
+
+    def to(self, device) -> "Split":
+        return Split(self.x.to(device), self.y.to(device))
+
+
+@dataclass
+class DataBundle:
+    task: Task
+    train: Split
+    test: Split
+    input_size: int
+    output_size: int  # regression: values per prediction; classification: number of classes
+    val: Split | None = None
+    meta: dict[str, Any] = field(default_factory=dict)  # plot data, labels, dates
+    # Plain numbers (JSON-able) that describe fitted transforms (e.g. a scaler); saved in the run.
+    state: dict[str, Any] = field(default_factory=dict)
+
+    def split(self, name: str) -> Split:
+        s = {"train": self.train, "val": self.val, "test": self.test}.get(name)
+        if s is None:
+            raise UserError(f"this dataset has no {name!r} split; use --split train or --split test")
+        return s
+
+    def inverse_target(self, y: torch.Tensor) -> torch.Tensor:
+        """Map model outputs/targets back to the target's own units (identity unless scaled)."""
+        scale = self.state.get("target_scale")
+        if not scale:
+            return y
+        return y * torch.as_tensor(scale["scale"], dtype=y.dtype) + torch.as_tensor(scale["offset"], dtype=y.dtype)
+
+
+def carve_val(train: Split, fraction: float, what: str = "training sequences") -> tuple[Split, Split | None]:
+    """Take the last `fraction` of the training sequences as validation (chronological for series)."""
+    if fraction <= 0:
+        return train, None
+    n = len(train)
+    n_val = max(1, math.ceil(n * fraction))
+    if n - n_val < 1:
+        raise UserError(
+            f"train.val_fraction={fraction} leaves no training data: there are only {n} {what}; "
+            "lower it or cut the data into more sequences"
+        )
+    return train.take(slice(0, n - n_val)), train.take(slice(n - n_val, n))
+
+
+def chunk(series: torch.Tensor, seq_len: int | None) -> torch.Tensor:
+    """Cut a (T, F) series into (N, seq_len, F) consecutive chunks; None = one sequence."""
+    if seq_len is None or seq_len >= series.shape[0]:
+        return series.unsqueeze(0)
+    n = series.shape[0] // seq_len
+    return series[: n * seq_len].reshape(n, seq_len, *series.shape[1:])

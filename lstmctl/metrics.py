@@ -1,0 +1,46 @@
+"""Metrics as pure functions on tensors. Regression metrics are computed in the target's own units."""
+
+from __future__ import annotations
+
+import torch
+
+from lstmctl.data.base import IGNORE_INDEX
+
+
+def regression(pred: torch.Tensor, target: torch.Tensor) -> dict[str, float]:
+    p = pred.detach().double().reshape(-1)
+    t = target.detach().double().reshape(-1)
+    err = p - t
+    mse = float((err**2).mean())
+    out = {"mse": mse, "rmse": mse**0.5, "mae": float(err.abs().mean())}
+    nz = t.abs() > 1e-12  # guard: MAPE is undefined where the target is 0
+    out["mape"] = float((err[nz].abs() / t[nz].abs()).mean() * 100) if nz.any() else None
+    denom = p.abs() + t.abs()
+    ok = denom > 1e-12
+    out["smape"] = float((2 * err[ok].abs() / denom[ok]).mean() * 100) if ok.any() else None
+    ss_tot = float(((t - t.mean()) ** 2).sum())
+    out["r2"] = 1 - float((err**2).sum()) / ss_tot if ss_tot > 0 else None
+    return out
+
+
+def classification(logits: torch.Tensor, target: torch.Tensor, num_classes: int) -> dict:
+    pred = logits.argmax(-1).reshape(-1)
+    t = target.reshape(-1)
+    keep = t != IGNORE_INDEX
+    pred, t = pred[keep], t[keep]
+    cm = torch.zeros(num_classes, num_classes, dtype=torch.int64)
+    cm.index_put_((t, pred), torch.ones_like(t), accumulate=True)  # rows: true, cols: predicted
+    tp = cm.diag().double()
+    precision = tp / cm.sum(0).double().clamp(min=1)
+    recall = tp / cm.sum(1).double().clamp(min=1)
+    f1 = 2 * precision * recall / (precision + recall).clamp(min=1e-12)
+    return {
+        "accuracy": float((pred == t).double().mean()) if len(t) else None,
+        "macro_f1": float(f1.mean()),
+        "per_class": {
+            "precision": [round(float(v), 6) for v in precision],
+            "recall": [round(float(v), 6) for v in recall],
+            "f1": [round(float(v), 6) for v in f1],
+        },
+        "confusion_matrix": cm.tolist(),
+    }

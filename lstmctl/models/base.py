@@ -1,0 +1,81 @@
+"""What every model shares: a recurrent backbone, a head chosen by the task, initialisation."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import torch
+from pydantic import Field
+from torch import nn
+
+from lstmctl.config import Strict
+from lstmctl.data.base import Task
+
+
+class RecurrentParams(Strict):
+    """Parameters common to every recurrent model."""
+
+    hidden_size: int = Field(16, ge=1, le=65536, description="units per layer")
+    num_layers: int = Field(1, ge=1, le=64, description="stacked recurrent layers")
+    dropout: float = Field(0.0, ge=0, lt=1, description="dropout between layers (needs num_layers > 1)")
+    init: Literal["default", "normal", "xavier", "orthogonal"] = Field(
+        "default", description="weight initialisation (default: PyTorch's uniform)"
+    )
+    std: float = Field(0.1, gt=0, description="init: normal only, the standard deviation")
+    forget_bias: float | None = Field(None, description="LSTM only: initial forget-gate bias, e.g. 1.0")
+
+
+class SequenceModel(nn.Module):
+    """backbone (returns output, state) + a linear head per step or on the final state.
+
+    Per-sequence tasks read the final state: for a bidirectional backbone, the forward half at the
+    last step and the backward half at step 0 (the backward direction's state after the whole input).
+    """
+
+    def __init__(self, backbone: nn.Module, out_features: int, output_size: int, task: Task, bidirectional: bool):
+        super().__init__()
+        self.backbone = backbone
+        self.head = nn.Linear(out_features, output_size)
+        self.per_step = Task(task).per_step
+        self.bidirectional = bidirectional
+
+    def forward(self, x: torch.Tensor, state=None):
+        out, state = self.backbone(x, state)
+        if self.per_step:
+            return self.head(out), state
+        if self.bidirectional:
+            half = out.shape[-1] // 2
+            last = torch.cat([out[:, -1, :half], out[:, 0, half:]], dim=-1)
+        else:
+            last = out[:, -1]
+        return self.head(last), state
+
+
+def init_recurrent(module: nn.Module, p: RecurrentParams, gates: int = 4, forget_gate: int | None = 1) -> None:
+    """Initialise weight_ih*/weight_hh* (and peephole) weights; set the forget-gate bias.
+
+    Parameter names follow nn.LSTM/nn.GRU, so this works for PyTorch's and the hand-built cells.
+    Gate order i, f, g, o: the forget gate is chunk 1 of the bias.
+    """
+    with torch.no_grad():
+        for name, w in module.named_parameters():
+            if not name.split(".")[-1].startswith("weight_"):
+                continue
+            if p.init == "normal":
+                nn.init.normal_(w, 0.0, p.std)
+            elif p.init == "xavier" and w.dim() == 2:
+                for blk in w.chunk(gates, 0) if w.shape[0] % gates == 0 else [w]:
+                    nn.init.xavier_uniform_(blk)
+            elif p.init == "orthogonal" and w.dim() == 2:
+                for blk in w.chunk(gates, 0) if w.shape[0] % gates == 0 else [w]:
+                    nn.init.orthogonal_(blk)
+        if p.forget_bias is not None and forget_gate is not None:
+            for name, b in module.named_parameters():
+                leaf = name.split(".")[-1]
+                if leaf.startswith("bias_ih") or leaf.startswith("bias_hh"):
+                    h = b.shape[0] // gates
+                    b[forget_gate * h : (forget_gate + 1) * h] = p.forget_bias if leaf.startswith("bias_ih") else 0.0
+
+
+def count_parameters(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters() if p.requires_grad)

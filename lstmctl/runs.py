@@ -1,0 +1,217 @@
+"""Run directories: create with a unique id, find by id / prefix / `latest`, read and write their files.
+
+A run id is a name, never a path: `<UTC yyyymmdd-HHMMSS>-<name>[-N]`. Directories are created with an
+exclusive mkdir, so two runs started in the same second get two ids.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import socket
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from lstmctl.errors import UserError
+
+RUN_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
+DEFAULT_RUNS_DIR = "runs"
+
+
+def runs_root(runs_dir: str | os.PathLike | None = None) -> Path:
+    return Path(runs_dir or os.environ.get("LSTMCTL_RUNS_DIR") or DEFAULT_RUNS_DIR)
+
+
+def utcnow() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
+
+
+def write_text_atomic(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        with open(tmp, "w", encoding="utf-8") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+def write_json(path: Path, data: Any) -> None:
+    write_text_atomic(path, json.dumps(data, indent=2, default=str) + "\n")
+
+
+def pid_alive(pid: int | None, host: str | None) -> bool | None:
+    """Whether a recorded process still lives; None when it cannot be told (another host)."""
+    if not pid or host != socket.gethostname():
+        return None
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+@dataclass(frozen=True)
+class RunDir:
+    path: Path
+
+    @property
+    def id(self) -> str:
+        return self.path.name
+
+    # the files of a run
+    @property
+    def config_path(self) -> Path:
+        return self.path / "config.yaml"
+
+    @property
+    def run_json(self) -> Path:
+        return self.path / "run.json"
+
+    @property
+    def metrics_csv(self) -> Path:
+        return self.path / "metrics.csv"
+
+    @property
+    def eval_json(self) -> Path:
+        return self.path / "eval.json"
+
+    @property
+    def checkpoints(self) -> Path:
+        return self.path / "checkpoints"
+
+    @property
+    def plots(self) -> Path:
+        return self.path / "plots"
+
+    @property
+    def data_state(self) -> Path:
+        return self.path / "data_state.json"
+
+    def checkpoint(self, which: str) -> Path:
+        return self.checkpoints / f"{which}.pt"
+
+    # run.json
+    def info(self) -> dict[str, Any]:
+        try:
+            return json.loads(self.run_json.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise UserError(f"run {self.id} is damaged: it has no run.json") from None
+        except (json.JSONDecodeError, UnicodeDecodeError) as e:
+            raise UserError(f"run {self.id} is damaged: run.json is not valid JSON ({e})") from None
+
+    def update(self, **fields: Any) -> dict[str, Any]:
+        info = self.info() if self.run_json.exists() else {}
+        info.update(fields)
+        write_json(self.run_json, info)
+        return info
+
+    def status(self, info: dict | None = None) -> str:
+        """The recorded status, or `died` for a `running` run whose process is gone."""
+        info = info if info is not None else self.info()
+        status = info.get("status", "unknown")
+        if status == "running" and pid_alive(info.get("pid"), info.get("host")) is False:
+            return "died"
+        return status
+
+    def load_config(self):
+        from lstmctl import config
+
+        if not self.config_path.exists():
+            raise UserError(f"run {self.id} is damaged: it has no config.yaml")
+        return config.load(self.config_path)
+
+    def read_metrics(self) -> list[dict[str, Any]]:
+        import csv
+
+        if not self.metrics_csv.exists():
+            return []
+        rows = []
+        with open(self.metrics_csv, newline="", encoding="utf-8") as f:
+            for row in csv.DictReader(f):
+                rows.append({k: _num(v) for k, v in row.items()})
+        return rows
+
+
+def _num(v: str | None):
+    if v is None or v == "":
+        return None
+    try:
+        f = float(v)
+    except ValueError:
+        return v
+    return int(f) if f.is_integer() and "." not in v and "e" not in v.lower() else f
+
+
+def create_run(name: str, runs_dir: str | os.PathLike | None = None) -> RunDir:
+    root = runs_root(runs_dir)
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise UserError(f"cannot create the runs directory {root}: {e.strerror}; choose another with --runs-dir") from e
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
+    base = f"{stamp}-{name}"
+    for n in range(1, 10_000):
+        rid = base if n == 1 else f"{base}-{n}"
+        path = root / rid
+        try:
+            path.mkdir()  # exclusive: fails if another process took this id first
+        except FileExistsError:
+            continue
+        (path / "checkpoints").mkdir()
+        (path / "plots").mkdir()
+        return RunDir(path)
+    raise UserError(f"cannot find a free run id for {base} in {root}")
+
+
+def check_run_id(ref: str) -> None:
+    if ref != "latest" and (not RUN_ID_RE.match(ref) or ".." in ref):
+        raise UserError(f"{ref!r} is not a run id: ids are names like 20260101-120000-sin2cos, not paths")
+
+
+def list_runs(runs_dir: str | os.PathLike | None = None) -> list[RunDir]:
+    root = runs_root(runs_dir)
+    if not root.is_dir():
+        return []
+    return sorted(
+        (RunDir(p) for p in root.iterdir() if p.is_dir() and not p.name.startswith(".") and RUN_ID_RE.match(p.name)),
+        key=_created_key,
+        reverse=True,
+    )
+
+
+def _created_key(run: RunDir):
+    try:
+        created = run.info().get("created", "")
+    except UserError:
+        created = ""
+    return (created or datetime.fromtimestamp(run.path.stat().st_mtime, timezone.utc).isoformat(), run.id)
+
+
+def find_run(ref: str, runs_dir: str | os.PathLike | None = None) -> RunDir:
+    """A run by full id, unique prefix, or `latest`."""
+    check_run_id(ref)
+    root = runs_root(runs_dir)
+    runs = list_runs(root)
+    if not runs:
+        raise UserError(f"no runs in {root}; train one first: lstmctl train configs/sin2cos.yaml")
+    if ref == "latest":
+        return runs[0]
+    exact = [r for r in runs if r.id == ref]
+    if exact:
+        return exact[0]
+    matches = [r for r in runs if r.id.startswith(ref)]
+    if not matches:
+        raise UserError(f"no run {ref!r} in {root}; `lstmctl runs` lists them")
+    if len(matches) > 1:
+        shown = ", ".join(r.id for r in matches[:5]) + (" ..." if len(matches) > 5 else "")
+        raise UserError(f"run id {ref!r} is ambiguous: it matches {shown}; give more of the id")
+    return matches[0]

@@ -1,0 +1,469 @@
+"""The training loop: one loop for every task. setup -> fit -> save -> close.
+
+Exactness: the data order of epoch e is a permutation drawn from a generator seeded with
+(seed, e), so it never depends on earlier epochs; everything else that moves (model, optimizer,
+scheduler, global RNG states, early-stopping counters, best value, the partial epoch when
+interrupted mid-epoch) is in the checkpoint. A resumed run therefore continues bit-for-bit on CPU.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+import os
+import signal
+import socket
+import sys
+import threading
+import time
+from typing import Any
+
+import torch
+
+from lstmctl import __version__
+from lstmctl.config import Config
+from lstmctl.data.base import DataBundle
+from lstmctl.errors import Interrupted, RunFailed
+from lstmctl.experiment import loss_name, make_criterion
+from lstmctl.models.base import count_parameters
+from lstmctl.runs import RunDir, utcnow
+from lstmctl.train import checkpoint as ckpt
+from lstmctl.train.progress import ProgressReporter
+
+METRIC_FIELDS = ["epoch", "train_loss", "val_loss", "lr", "seconds"]
+EVAL_BATCH = 4096
+
+
+def seed_everything(seed: int) -> None:
+    import random
+
+    import numpy as np
+
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def pick_threads(cfg: Config, n_params: int, device: torch.device) -> None:
+    """Small recurrent models lose more to thread hand-offs than they gain: use one thread."""
+    if device.type != "cpu":
+        return
+    t = cfg.train.threads
+    if t == "auto":
+        t = 1 if n_params < 20_000 else None
+    if t is not None and t != torch.get_num_threads():
+        torch.set_num_threads(t)
+
+
+def epoch_order(seed: int, epoch: int, n: int, shuffle: bool) -> torch.Tensor:
+    if not shuffle:
+        return torch.arange(n)
+    g = torch.Generator().manual_seed((seed * 1_000_003 + epoch) % 2**63)
+    return torch.randperm(n, generator=g)
+
+
+def _detach(state):
+    if state is None:
+        return None
+    if isinstance(state, torch.Tensor):
+        return state.detach()
+    return tuple(_detach(s) for s in state)
+
+
+def make_optimizer(cfg: Config, model: torch.nn.Module) -> torch.optim.Optimizer:
+    t = cfg.train
+    if t.optimizer == "adam":
+        return torch.optim.Adam(model.parameters(), lr=t.lr, weight_decay=t.weight_decay)
+    if t.optimizer == "adamw":
+        return torch.optim.AdamW(model.parameters(), lr=t.lr, weight_decay=t.weight_decay)
+    return torch.optim.SGD(model.parameters(), lr=t.lr, momentum=t.momentum, weight_decay=t.weight_decay)
+
+
+def make_scheduler(cfg: Config, opt, steps_per_epoch: int):
+    s = cfg.train.scheduler
+    sched = torch.optim.lr_scheduler
+    if s.name == "step":
+        return sched.StepLR(opt, step_size=s.step_size, gamma=s.gamma)
+    if s.name == "cosine":
+        return sched.CosineAnnealingLR(opt, T_max=cfg.train.epochs, eta_min=s.min_lr)
+    if s.name == "plateau":
+        return sched.ReduceLROnPlateau(opt, factor=s.factor, patience=s.patience, min_lr=s.min_lr)
+    if s.name == "onecycle":
+        return sched.OneCycleLR(
+            opt,
+            max_lr=s.max_lr or cfg.train.lr,
+            total_steps=cfg.train.epochs * steps_per_epoch,
+            pct_start=s.pct_start,
+        )
+    return None
+
+
+def evaluate_loss(model, split, criterion, device, stateful: bool) -> float:
+    """Mean loss over a split, in eval mode, without gradients."""
+    model.eval()
+    total = torch.zeros((), device=device, dtype=torch.float64)
+    n = len(split)
+    state = None
+    with torch.no_grad():
+        for lo in range(0, n, EVAL_BATCH):
+            xb = split.x[lo : lo + EVAL_BATCH]
+            yb = split.y[lo : lo + EVAL_BATCH]
+            out, new_state = model(xb, state if stateful else None)
+            state = new_state if stateful else None
+            total += criterion(out, yb).double() * xb.shape[0]
+    model.train()
+    return float(total / n)
+
+
+class Trainer:
+    """Trains one run. `resume` is a loaded last.pt (or None for a fresh start)."""
+
+    def __init__(
+        self,
+        cfg: Config,
+        run: RunDir,
+        bundle: DataBundle,
+        model: torch.nn.Module,
+        device: torch.device,
+        *,
+        resume: dict[str, Any] | None = None,
+        epochs: int | None = None,
+        quiet: bool = False,
+        dist=None,
+    ):
+        self.cfg, self.run, self.bundle, self.device = cfg, run, bundle, device
+        self.dist = dist  # lstmctl.train.distributed.Dist or None
+        self.is_main = dist is None or dist.rank == 0
+        self.total_epochs = epochs or cfg.train.epochs
+        self.quiet = quiet or not self.is_main
+        self.model = model.to(device)
+        self.n_params = count_parameters(self.model)
+        self.net = dist.wrap(self.model) if dist is not None else self.model  # DDP wrapper or the model
+        self.train_split = bundle.train.to(device)
+        self.val_split = bundle.val.to(device) if bundle.val is not None else None
+        self.criterion = make_criterion(loss_name(cfg, bundle.task), bundle.task)
+        self.opt = make_optimizer(cfg, self.model)
+        bs = cfg.train.batch_size
+        n = len(self.train_split)
+        self.batch_size = n if bs is None or bs >= n else bs
+        self.steps_per_epoch = math.ceil(self._shard_len(n) / self.batch_size)
+        self.sched = make_scheduler(cfg, self.opt, self.steps_per_epoch)
+        self.monitor = "val_loss" if self.val_split is not None else "train_loss"
+        es = cfg.train.early_stopping
+        self.es_monitor = (es.monitor if self.val_split is not None else "train_loss") if es else None
+        # counters that resume restores
+        self.epoch = 0  # completed epochs
+        self.step_in_epoch = 0
+        self.partial: dict[str, Any] = {"losses": [], "sizes": [], "seconds": 0.0}
+        self.carry = None
+        self.best_value = math.inf
+        self.best_epoch = 0
+        self.es_best = math.inf
+        self.es_bad = 0
+        self.best_state: dict[str, torch.Tensor] | None = None
+        self.best_dirty = False
+        self._stop_signal: int | None = None
+        if resume is not None:
+            self._restore(resume)
+
+    # ------------------------------------------------------------------ sharding (DDP)
+    def _shard_len(self, n: int) -> int:
+        if self.dist is None:
+            return n
+        return math.ceil(n / self.dist.world_size)
+
+    def _batches(self, epoch: int) -> list[torch.Tensor | None]:
+        n = len(self.train_split)
+        shuffle = self.cfg.train.shuffle and not self.cfg.train.stateful
+        if self.dist is None and self.batch_size >= n and not shuffle:
+            return [None]  # whole split in order: no indexing at all
+        order = epoch_order(self.cfg.seed, epoch, n, shuffle)
+        if self.dist is not None:  # DistributedSampler semantics: pad by wrapping, then stride
+            per = math.ceil(n / self.dist.world_size)
+            padded = torch.cat([order, order[: per * self.dist.world_size - n]]) if per * self.dist.world_size > n else order
+            order = padded[self.dist.rank :: self.dist.world_size]
+        return list(order.to(self.device).split(self.batch_size))
+
+    # ------------------------------------------------------------------ checkpoint state
+    def _state(self) -> dict[str, Any]:
+        return {
+            "epoch": self.epoch,
+            "step_in_epoch": self.step_in_epoch,
+            "partial": {
+                "losses": torch.tensor(self.partial["losses"], dtype=torch.float64),
+                "sizes": torch.tensor(self.partial["sizes"], dtype=torch.int64),
+                "seconds": float(self.partial["seconds"]),
+            },
+            "carry": _to_cpu(self.carry),
+            "model": self.model.state_dict(),
+            "optimizer": self.opt.state_dict(),
+            "scheduler": self.sched.state_dict() if self.sched is not None else None,
+            "best": {"value": self.best_value, "epoch": self.best_epoch, "monitor": self.monitor},
+            "early_stopping": {"best": self.es_best, "bad_epochs": self.es_bad},
+            "rng": ckpt.rng_state(),
+            "config": self.cfg.to_dict(),
+            "lstmctl_version": __version__,
+        }
+
+    def _restore(self, st: dict[str, Any]) -> None:
+        self.model.load_state_dict(st["model"])
+        self.opt.load_state_dict(st["optimizer"])
+        if self.sched is not None and st.get("scheduler") is not None:
+            self.sched.load_state_dict(st["scheduler"])
+        self.epoch = int(st["epoch"])
+        self.step_in_epoch = int(st.get("step_in_epoch", 0))
+        p = st.get("partial") or {}
+        self.partial = {
+            "losses": [float(v) for v in p.get("losses", torch.zeros(0)).tolist()],
+            "sizes": [int(v) for v in p.get("sizes", torch.zeros(0)).tolist()],
+            "seconds": float(p.get("seconds", 0.0)),
+        }
+        self.carry = _to_device(st.get("carry"), self.device)
+        self.best_value = float(st["best"]["value"])
+        self.best_epoch = int(st["best"]["epoch"])
+        self.es_best = float(st["early_stopping"]["best"])
+        self.es_bad = int(st["early_stopping"]["bad_epochs"])
+        best_path = self.run.checkpoint("best")
+        if best_path.exists():
+            self.best_state = {k: v.to(self.device) for k, v in ckpt.load(best_path)["model"].items()}
+        ckpt.set_rng_state(st["rng"])
+
+    def save(self, *, last: bool = True) -> None:
+        if not self.is_main:
+            return
+        self._metrics_file.flush()
+        if last:
+            ckpt.save(self._state(), self.run.checkpoint("last"))
+        if self.best_dirty and self.best_state is not None:
+            ckpt.save(
+                {
+                    "epoch": self.best_epoch,
+                    "model": self.best_state,
+                    "best": {"value": self.best_value, "epoch": self.best_epoch, "monitor": self.monitor},
+                    "config": self.cfg.to_dict(),
+                    "lstmctl_version": __version__,
+                },
+                self.run.checkpoint("best"),
+            )
+            self.best_dirty = False
+        self.run.update(epochs_done=self.epoch, best={"epoch": self.best_epoch, "value": _finite(self.best_value), "monitor": self.monitor})
+        self._last_save = time.perf_counter()
+
+    # ------------------------------------------------------------------ signals
+    def _on_signal(self, signum, frame):
+        if self._stop_signal is not None:  # second signal: leave now; atomic writes keep files whole
+            os._exit(130 if signum == signal.SIGINT else 143)
+        self._stop_signal = signum
+        if self.is_main:
+            print(
+                f"\n{signal.Signals(signum).name}: stopping after this step and saving (press Ctrl-C again to quit at once)",
+                file=sys.stderr,
+                flush=True,
+            )
+
+    def _install_signals(self):
+        if threading.current_thread() is not threading.main_thread():
+            return {}
+        return {s: signal.signal(s, self._on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+
+    # ------------------------------------------------------------------ the loop
+    def _open_metrics(self):
+        rows = self.run.read_metrics() if self.epoch > 0 else []
+        # keep complete rows up to the checkpoint's epoch (a killed process may have left a cut line)
+        rows = [r for r in rows if isinstance(r.get("epoch"), int) and r["epoch"] <= self.epoch and r.get("seconds") is not None]
+        rows = [r for i, r in enumerate(rows) if r["epoch"] == i + 1]
+        f = open(self.run.metrics_csv, "w", newline="", encoding="utf-8") if self.is_main else open(os.devnull, "w")
+        w = csv.DictWriter(f, fieldnames=METRIC_FIELDS)
+        w.writeheader()
+        for r in rows:
+            w.writerow({k: ("" if r.get(k) is None else r.get(k)) for k in METRIC_FIELDS})
+        return f, w
+
+    def fit(self) -> dict[str, Any]:
+        cfg = self.cfg
+        pick_threads(cfg, self.n_params, self.device)
+        self._metrics_file, writer = self._open_metrics()
+        self._last_save = time.perf_counter()
+        progress = ProgressReporter(self.total_epochs, self.epoch, cfg.train.log_every_s, enabled=not self.quiet)
+        old_handlers = self._install_signals()
+        stop_reason = "epochs"
+        try:
+            if self.is_main:
+                self.run.update(status="running", pid=os.getpid(), host=socket.gethostname(), started=utcnow(), params=self.n_params)
+            progress.message(
+                f"[bold]{self.run.id}[/]: {cfg.model['name']} ({self.n_params:,} parameters) on {cfg.data['name']}, "
+                f"device {self.device}, {len(self.train_split)} training sequences"
+            )
+            if self.epoch >= self.total_epochs:
+                stop_reason = "already complete"
+            while self.epoch < self.total_epochs:
+                row = self._run_epoch(self.epoch + 1)
+                if row is None:  # interrupted mid-epoch
+                    self.save()
+                    raise self._interrupted()
+                self.epoch += 1
+                writer.writerow({k: ("" if row[k] is None else row[k]) for k in METRIC_FIELDS})
+                progress.epoch(self.epoch, row)
+                reason = self._after_epoch(row)
+                interval = cfg.train.checkpoint_every_s
+                if reason or self.epoch == self.total_epochs or time.perf_counter() - self._last_save >= interval:
+                    self.save()
+                if reason:
+                    stop_reason = reason
+                    break
+                if self._stop_signal is not None:
+                    self.save()
+                    raise self._interrupted()
+            self.save()
+        except torch.OutOfMemoryError as e:
+            self._fail(
+                f"out of memory on {self.device} at epoch {self.epoch + 1} with batch_size {self.batch_size}; "
+                "lower train.batch_size or model.hidden_size",
+                e,
+            )
+        except RunFailed as e:
+            self._fail(str(e), e)
+        except Interrupted as e:
+            if self.is_main:
+                self.run.update(status="interrupted", ended=utcnow(), epochs_done=self.epoch)
+            raise e
+        finally:
+            progress.close()
+            self._metrics_file.close()
+            for s, h in old_handlers.items():
+                signal.signal(s, h)
+        summary = {
+            "epochs_done": self.epoch,
+            "stop_reason": stop_reason,
+            "best": {"epoch": self.best_epoch, "value": _finite(self.best_value), "monitor": self.monitor},
+            "final": self._last_losses,
+        }
+        if self.is_main:
+            self.run.update(status="completed", ended=utcnow(), **summary)
+        return summary
+
+    _last_losses: dict[str, Any] = {}
+
+    def _interrupted(self) -> Interrupted:
+        name = signal.Signals(self._stop_signal).name
+        return Interrupted(
+            f"{name}: run {self.run.id} interrupted at epoch {self.epoch} (step {self.step_in_epoch}); "
+            f"state saved. Continue with: lstmctl resume {self.run.id}",
+            self._stop_signal,
+        )
+
+    def _fail(self, message: str, exc: BaseException):
+        if self.is_main:
+            self.run.update(status="failed", ended=utcnow(), error=message, epochs_done=self.epoch)
+        raise RunFailed(f"run {self.run.id} failed: {message}. Last good checkpoint kept in {self.run.checkpoints}") from exc
+
+    def _run_epoch(self, epoch: int) -> dict[str, Any] | None:
+        """One epoch; None if a signal arrived (state is then saved mid-epoch)."""
+        t0 = time.perf_counter() - self.partial["seconds"]
+        self.net.train()
+        batches = self._batches(epoch)
+        stateful = self.cfg.train.stateful
+        clip = self.cfg.train.grad_clip
+        onecycle = self.sched is not None and self.cfg.train.scheduler.name == "onecycle"
+        x_all, y_all = self.train_split.x, self.train_split.y
+        step_losses: list[torch.Tensor] = []
+        sizes: list[int] = []
+        start = self.step_in_epoch
+        state = self.carry if stateful else None
+        for i in range(start, len(batches)):
+            idx = batches[i]
+            xb, yb = (x_all, y_all) if idx is None else (x_all[idx], y_all[idx])
+            out, new_state = self.net(xb, state)
+            if stateful:
+                state = _detach(new_state)
+            loss = self.criterion(out, yb)
+            self.opt.zero_grad(set_to_none=True)
+            loss.backward()
+            if clip is not None:
+                torch.nn.utils.clip_grad_norm_(self.model.parameters(), clip)
+            self.opt.step()
+            if onecycle:
+                self.sched.step()
+            step_losses.append(loss.detach())  # stays on the device: no sync per step
+            sizes.append(xb.shape[0])
+            if self._stop_signal is not None and i + 1 < len(batches):
+                self._fold(step_losses, sizes, epoch, start)
+                self.step_in_epoch = i + 1
+                self.carry = state
+                self.partial["seconds"] = time.perf_counter() - t0
+                return None
+        self._fold(step_losses, sizes, epoch, start)
+        losses = torch.tensor(self.partial["losses"], dtype=torch.float64)
+        weights = torch.tensor(self.partial["sizes"], dtype=torch.float64)
+        train_loss = float((losses * weights).sum() / weights.sum())
+        if self.dist is not None:
+            train_loss = self.dist.mean(train_loss)
+        self.step_in_epoch = 0
+        self.partial = {"losses": [], "sizes": [], "seconds": 0.0}
+        self.carry = state if stateful else None
+        val_loss = None
+        if self.val_split is not None:
+            val_loss = evaluate_loss(self.net, self.val_split, self.criterion, self.device, stateful)
+        lr = self.opt.param_groups[0]["lr"]
+        self._last_losses = {"train_loss": train_loss, "val_loss": val_loss}
+        return {"epoch": epoch, "train_loss": train_loss, "val_loss": val_loss, "lr": lr, "seconds": round(time.perf_counter() - t0, 6)}
+
+    def _fold(self, step_losses, sizes, epoch, start):
+        """Move this epoch's step losses to the host (one sync) and check they are finite."""
+        if not step_losses:
+            return
+        values = torch.stack(step_losses).double().cpu()
+        bad = (~torch.isfinite(values)).nonzero()
+        if len(bad):
+            step = start + int(bad[0]) + 1
+            raise RunFailed(
+                f"the training loss became {values[int(bad[0])].item()} at epoch {epoch}, step {step}; "
+                "lower train.lr or set train.grad_clip"
+            )
+        self.partial["losses"] += values.tolist()
+        self.partial["sizes"] += sizes
+
+    def _after_epoch(self, row: dict[str, Any]) -> str | None:
+        cfg = self.cfg
+        value = row[self.monitor]
+        if value is not None and math.isfinite(value) and value < self.best_value:
+            self.best_value, self.best_epoch = value, self.epoch
+            self.best_state = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
+            self.best_dirty = True
+        if self.sched is not None and cfg.train.scheduler.name != "onecycle":
+            if cfg.train.scheduler.name == "plateau":
+                self.sched.step(row[self.monitor])
+            else:
+                self.sched.step()
+        if cfg.train.stop_at_loss is not None and row["train_loss"] < cfg.train.stop_at_loss:
+            return "stop_at_loss"
+        es = cfg.train.early_stopping
+        if es is not None:
+            v = row[self.es_monitor]
+            if v < self.es_best - es.min_delta:
+                self.es_best, self.es_bad = v, 0
+            else:
+                self.es_bad += 1
+                if self.es_bad >= es.patience:
+                    return "early_stopping"
+        return None
+
+
+def _finite(v: float) -> float | None:
+    return v if v is not None and math.isfinite(v) else None
+
+
+def _to_cpu(state):
+    if state is None:
+        return None
+    if isinstance(state, torch.Tensor):
+        return state.detach().cpu()
+    return tuple(_to_cpu(s) for s in state)
+
+
+def _to_device(state, device):
+    if state is None:
+        return None
+    if isinstance(state, torch.Tensor):
+        return state.to(device)
+    return tuple(_to_device(s, device) for s in state)
