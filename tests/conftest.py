@@ -1,0 +1,86 @@
+"""Shared fixtures: an isolated runs directory, a CLI runner, tiny configs written to disk."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+from lstmctl.cli import app
+
+REPO = Path(__file__).resolve().parents[1]
+CONFIGS = REPO / "configs"
+
+TINY = {
+    "name": "tiny",
+    "seed": 0,
+    "device": "cpu",
+    "data": {"name": "sine_cosine", "points": 40, "seq_len": 10},
+    "model": {"name": "lstm", "hidden_size": 4},
+    "train": {"epochs": 3, "batch_size": 2, "lr": 0.01},
+}
+
+
+@pytest.fixture(autouse=True)
+def _isolated(tmp_path, monkeypatch):
+    """Every test gets its own runs directory through the environment, and runs from tmp_path."""
+    runs = tmp_path / "runs"
+    monkeypatch.setenv("LSTMCTL_RUNS_DIR", str(runs))
+    monkeypatch.delenv("LSTMCTL_DEBUG", raising=False)
+    monkeypatch.chdir(tmp_path)
+    yield
+
+
+@pytest.fixture
+def runs_dir(tmp_path) -> Path:
+    return tmp_path / "runs"
+
+
+class Cli:
+    def __init__(self):
+        self.runner = CliRunner()
+
+    def __call__(self, *args: str, ok: bool | None = True):
+        result = self.runner.invoke(app, [str(a) for a in args], catch_exceptions=True)
+        if ok is True and result.exit_code != 0:
+            raise AssertionError(
+                f"lstmctl {' '.join(map(str, args))} exited {result.exit_code}\n{result.output}\n{result.exception!r}"
+            )
+        return result
+
+
+@pytest.fixture
+def cli() -> Cli:
+    return Cli()
+
+
+@pytest.fixture
+def write_config(tmp_path):
+    """write_config(overrides_dict=None, name='cfg.yaml') -> Path of a YAML config based on TINY."""
+
+    def _write(update: dict | None = None, name: str = "cfg.yaml", base: dict | None = None) -> Path:
+        cfg = yaml.safe_load(yaml.safe_dump(base or TINY))
+        for key, value in (update or {}).items():
+            node = cfg
+            parts = key.split(".")
+            for p in parts[:-1]:
+                node = node.setdefault(p, {})
+            node[parts[-1]] = value
+        path = tmp_path / name
+        path.write_text(yaml.safe_dump(cfg, sort_keys=False))
+        return path
+
+    return _write
+
+
+def run_lstmctl(*args: str, env: dict | None = None, timeout: float = 120, **kw) -> subprocess.CompletedProcess:
+    """The real CLI in a subprocess (`python -m lstmctl`)."""
+    full_env = {**os.environ, **(env or {})}
+    return subprocess.run(
+        [sys.executable, "-m", "lstmctl", *map(str, args)], capture_output=True, text=True, env=full_env, timeout=timeout, **kw
+    )
