@@ -248,6 +248,7 @@ class Trainer:
             self.best_dirty = False
         self.run.update(epochs_done=self.epoch, best={"epoch": self.best_epoch, "value": _finite(self.best_value), "monitor": self.monitor})
         self._last_save = time.perf_counter()
+        self._saved_at = (self.epoch, self.step_in_epoch)
 
     # ------------------------------------------------------------------ signals
     def _on_signal(self, signum, frame):
@@ -284,6 +285,7 @@ class Trainer:
         pick_threads(cfg, self.n_params, self.device)
         self._metrics_file, writer = self._open_metrics()
         self._last_save = time.perf_counter()
+        self._saved_at = None
         progress = ProgressReporter(self.total_epochs, self.epoch, cfg.train.log_every_s, enabled=not self.quiet)
         old_handlers = self._install_signals()
         stop_reason = "epochs"
@@ -314,7 +316,8 @@ class Trainer:
                 if self._stop_signal is not None:
                     self.save()
                     raise self._interrupted()
-            self.save()
+            if self._saved_at != (self.epoch, self.step_in_epoch):
+                self.save()
         except torch.OutOfMemoryError as e:
             self._fail(
                 f"out of memory on {self.device} at epoch {self.epoch + 1} with batch_size {self.batch_size}; "
