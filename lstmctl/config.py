@@ -320,7 +320,7 @@ def loads(text: str, overrides: list[str] | None = None) -> Config:
 
 
 def dump(cfg: Config) -> str:
-    return yaml.safe_dump(cfg.to_dict(), sort_keys=False, default_flow_style=None)
+    return yaml.safe_dump(cfg.to_dict(), sort_keys=False, default_flow_style=False)
 
 
 def json_schema() -> dict[str, Any]:

@@ -68,6 +68,37 @@ def plot_loss(run: RunDir, out_dir: Path, fmt: str = "png") -> Path:
     return _save(fig, out_dir / f"loss.{fmt}")
 
 
+def plot_compare(runs: list[RunDir], out: Path, fmt: str = "png") -> Path:
+    """Loss curves of several runs on one log-scale axis: train solid, validation dashed."""
+    fig, ax = plt.subplots(figsize=(9, 5))
+    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    positive = True
+    for i, run in enumerate(runs):
+        rows = run.read_metrics()
+        if not rows:
+            continue
+        c = colors[i % len(colors)]
+        ep = [r["epoch"] for r in rows]
+        tr = [r["train_loss"] if r["train_loss"] is not None else np.nan for r in rows]
+        ax.plot(ep, tr, color=c, label=f"{run.id} train")
+        va = [r.get("val_loss") if r.get("val_loss") is not None else np.nan for r in rows]
+        if np.isfinite(va).any():
+            ax.plot(ep, va, color=c, ls="--", label=f"{run.id} val")
+        positive = positive and np.nanmin(tr) > 0
+    if positive:
+        ax.set_yscale("log")
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("loss" + (" (log scale)" if positive else ""))
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=8)
+    ax.set_title(f"loss curves of {len(runs)} runs")
+    out = Path(out)
+    if out.suffix.lstrip(".") not in FORMATS:
+        out = out.with_suffix(f".{fmt}")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    return _save(fig, out)
+
+
 @prediction_plot("curve")
 def plot_curve(loaded, out_dir: Path, fmt: str = "png") -> list[Path]:
     """The tutorial's figure: input, reference and prediction over t, with the train/test boundary."""
