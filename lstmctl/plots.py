@@ -136,6 +136,7 @@ def plot_curve(loaded, out_dir: Path, fmt: str = "png") -> list[Path]:
 def plot_run(run: RunDir, fmt: str = "png", checkpoint: str = "best") -> list[Path]:
     if fmt not in FORMATS:
         raise UserError(f"--format must be one of {', '.join(FORMATS)}, got {fmt!r}")
+    import lstmctl.plots_tasks  # noqa: F401  (registers the per-task figures)
     from lstmctl.inference import open_run
 
     out_dir = run.plots

@@ -1,0 +1,226 @@
+"""Prediction figures for classification (images), memory tasks (adding/copy) and forecasting (series).
+
+Each function is registered for a DataBundle `meta["kind"]` and returns the paths it wrote.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from lstmctl.data.base import IGNORE_INDEX
+from lstmctl.plots import _save, plt, prediction_plot
+
+
+def _outputs(loaded, split):
+    from lstmctl.inference import predict
+
+    return predict(loaded.model, split.x, loaded.cfg.train.stateful)
+
+
+def _title(loaded, what: str) -> str:
+    return f"{loaded.run.id}: {what} ({loaded.checkpoint} checkpoint, epoch {loaded.epoch})"
+
+
+def _confusion(loaded, cm: np.ndarray, names: list[str], out_dir: Path, fmt: str) -> Path:
+    norm = cm / np.clip(cm.sum(1, keepdims=True), 1, None)
+    n = len(names)
+    fig, ax = plt.subplots(figsize=(1.0 + 0.6 * n, 0.8 + 0.55 * n))
+    im = ax.imshow(norm, cmap="Blues", vmin=0, vmax=1)
+    for i in range(n):
+        for j in range(n):
+            if cm[i, j]:
+                ax.text(j, i, f"{norm[i, j]:.2f}", ha="center", va="center", fontsize=7,
+                        color="white" if norm[i, j] > 0.5 else "black")
+    ax.set_xticks(range(n), names, rotation=45, ha="right", fontsize=8)
+    ax.set_yticks(range(n), names, fontsize=8)
+    ax.set_xlabel("predicted class")
+    ax.set_ylabel("true class")
+    fig.colorbar(im, ax=ax, fraction=0.046, label="share of the true class")
+    ax.set_title(_title(loaded, "confusion matrix, test split, row-normalised"), fontsize=9)
+    return _save(fig, out_dir / f"confusion.{fmt}")
+
+
+def _per_class(loaded, cm: np.ndarray, names: list[str], out_dir: Path, fmt: str) -> Path:
+    acc = np.diag(cm) / np.clip(cm.sum(1), 1, None)
+    overall = np.trace(cm) / max(cm.sum(), 1)
+    fig, ax = plt.subplots(figsize=(max(6, 0.7 * len(names)), 4))
+    bars = ax.bar(range(len(names)), acc, color="tab:blue", label="accuracy per class")
+    ax.axhline(overall, color="tab:red", ls="--", label=f"overall {overall:.3f}")
+    ax.axhline(1 / len(names), color="0.5", ls=":", label=f"chance {1 / len(names):.2f}")
+    for b, a in zip(bars, acc):
+        ax.text(b.get_x() + b.get_width() / 2, a + 0.01, f"{a:.2f}", ha="center", fontsize=7)
+    ax.set_xticks(range(len(names)), names, rotation=45, ha="right", fontsize=8)
+    ax.set_ylim(0, 1.08)
+    ax.set_xlabel("true class")
+    ax.set_ylabel("accuracy (recall)")
+    ax.legend(fontsize=8, loc="lower right")
+    ax.set_title(_title(loaded, "accuracy per class, test split"), fontsize=9)
+    return _save(fig, out_dir / f"per_class.{fmt}")
+
+
+@prediction_plot("images")
+def plot_images(loaded, out_dir: Path, fmt: str = "png") -> list[Path]:
+    """Confusion matrix, accuracy per class, and a grid of test images with predicted/true labels."""
+    b = loaded.bundle
+    test = b.test
+    logits = _outputs(loaded, test)
+    pred = logits.argmax(-1).numpy()
+    true = test.y.numpy()
+    names = b.meta.get("class_names") or [str(i) for i in range(b.output_size)]
+    n = len(names)
+    cm = np.zeros((n, n), dtype=np.int64)
+    np.add.at(cm, (true, pred), 1)
+    paths = [_confusion(loaded, cm, names, out_dir, fmt), _per_class(loaded, cm, names, out_dir, fmt)]
+
+    shape = b.meta.get("image_shape") or list(test.x.shape[1:])
+    scale, offset = b.meta.get("pixel_scale", 1.0), b.meta.get("pixel_offset", 0.0)
+    wrong = np.nonzero(pred != true)[0][:8]  # show some mistakes beside the first images
+    show = list(dict.fromkeys([*range(min(16, len(true))), *wrong.tolist()]))[:24]
+    cols = 6
+    rows = int(np.ceil(len(show) / cols))
+    fig, axes = plt.subplots(rows, cols, figsize=(cols * 1.6, rows * 1.9))
+    for ax in np.atleast_1d(axes).ravel():
+        ax.axis("off")
+    for ax, i in zip(np.atleast_1d(axes).ravel(), show):
+        img = (test.x[i].numpy() * scale + offset).reshape(shape)
+        ax.imshow(img, cmap="gray_r")
+        ok = pred[i] == true[i]
+        ax.set_title(f"pred {names[pred[i]]}\ntrue {names[true[i]]}", fontsize=7, color="black" if ok else "tab:red")
+        if not ok:
+            ax.axis("on")
+            ax.set_xticks([])
+            ax.set_yticks([])
+            for s in ax.spines.values():
+                s.set_edgecolor("tab:red")
+                s.set_linewidth(2)
+    fig.suptitle(_title(loaded, "test images, mistakes framed in red"), fontsize=9)
+    paths.append(_save(fig, out_dir / f"samples.{fmt}"))
+    return paths
+
+
+@prediction_plot("memory")
+def plot_memory(loaded, out_dir: Path, fmt: str = "png") -> list[Path]:
+    """adding: error against the distance the model must remember; copy: accuracy per recalled position."""
+    b = loaded.bundle
+    test = b.test
+    out = _outputs(loaded, test)
+    fig, ax = plt.subplots(figsize=(8, 4.5))
+    if b.meta.get("problem") == "copy":
+        pred = out.argmax(-1)
+        y = test.y
+        start = int(b.meta.get("recall_start", 0))
+        steps = np.arange(start, y.shape[1])
+        acc = []
+        for t in steps:
+            keep = y[:, t] != IGNORE_INDEX
+            acc.append(float((pred[:, t][keep] == y[:, t][keep]).float().mean()) if keep.any() else np.nan)
+        ax.plot(steps - start + 1, acc, marker="o", label="model")
+        chance = b.meta.get("baseline", {}).get("accuracy")
+        if chance:
+            ax.axhline(chance, color="0.5", ls=":", label=f"chance {chance:.2f}")
+        ax.set_xlabel("position in the recalled sequence")
+        ax.set_ylabel("accuracy on the test split")
+        ax.set_ylim(0, 1.05)
+        ax.xaxis.set_major_locator(plt.MaxNLocator(integer=True))
+        what = "copy task: accuracy by recalled position"
+    else:
+        err = (b.inverse_target(out) - b.inverse_target(test.y)).reshape(-1).numpy()
+        markers = test.x[..., 1].numpy()  # positions of the two marked values
+        pos = np.array([np.nonzero(m > 0.5)[0] for m in markers], dtype=object)
+        length = test.x.shape[1]
+        # how long the first marked value must be held: from its step to the end of the sequence
+        held = np.array([length - p.min() if len(p) else np.nan for p in pos], dtype=float)
+        bins = np.linspace(0, length, 11)
+        idx = np.clip(np.digitize(held, bins) - 1, 0, len(bins) - 2)
+        mse = [float(np.mean(err[idx == k] ** 2)) if (idx == k).any() else np.nan for k in range(len(bins) - 1)]
+        centers = (bins[:-1] + bins[1:]) / 2
+        ax.plot(centers, mse, marker="o", label="model")
+        base = b.meta.get("baseline", {}).get("mse")
+        if base:
+            ax.axhline(base, color="tab:red", ls="--", label=f"always 1.0 (MSE {base:.3f})")
+        ax.set_yscale("log")
+        ax.set_xlabel("steps the first marked value must be remembered")
+        ax.set_ylabel("test MSE (log scale)")
+        what = f"adding problem (length {length}): error by memory span"
+    ax.grid(True, alpha=0.3)
+    ax.legend()
+    ax.set_title(_title(loaded, what), fontsize=9)
+    return [_save(fig, out_dir / f"memory.{fmt}")]
+
+
+@prediction_plot("series")
+def plot_series(loaded, out_dir: Path, fmt: str = "png") -> list[Path]:
+    """Forecasts: actual vs predicted over the date axis, splits shaded, naive baseline; residual histogram."""
+    b = loaded.bundle
+    x_axis = b.meta.get("x", {})
+    label = b.meta.get("x_label", "row")
+    target = b.meta.get("target_name", "target")
+    fig, ax = plt.subplots(figsize=(11, 4.8))
+    colors = {"train": "tab:blue", "val": "tab:purple", "test": "tab:red"}
+    shade = {"train": "#dbe9f6", "val": "#ece2f4", "test": "#fbe0de"}
+    residuals = {}
+    first = True
+    for name in ("train", "val", "test"):
+        split = getattr(b, name)
+        if split is None or len(split) == 0:
+            continue
+        xs = np.asarray(x_axis.get(name, np.arange(len(split))))
+        pos = _as_positions(xs)
+        actual = b.inverse_target(split.y).reshape(len(split), -1)[:, 0].numpy()
+        pred = b.inverse_target(_outputs(loaded, split)).reshape(len(split), -1)[:, 0].numpy()
+        residuals[name] = pred - actual
+        ax.axvspan(pos[0], pos[-1], color=shade[name], alpha=0.6, lw=0)
+        ax.plot(pos, actual, color="k", lw=1.2, label="actual" if first else None)
+        ax.plot(pos, pred, color=colors[name], lw=1.4, label=f"predicted ({name})")
+        naive = b.meta.get("naive", {}).get(name)
+        if naive is not None:
+            ax.plot(pos, np.asarray(naive).reshape(len(split), -1)[:, 0], color="0.5", lw=1, ls=":",
+                    label="naive last value" if first else None)
+        first = False
+    _date_ticks(ax, x_axis)
+    ax.set_xlabel(label)
+    ax.set_ylabel(target)
+    ax.legend(fontsize=8, ncols=3, loc="upper left")
+    ax.grid(True, alpha=0.3)
+    ax.set_title(_title(loaded, f"{target}: actual vs predicted (splits shaded)"), fontsize=9)
+    paths = [_save(fig, out_dir / f"forecast.{fmt}")]
+
+    fig, ax = plt.subplots(figsize=(7, 4.2))
+    for name, r in residuals.items():
+        ax.hist(r, bins=30, alpha=0.55, color=colors[name], label=f"{name} (mean {r.mean():.3g}, sd {r.std():.3g})")
+    ax.axvline(0, color="k", lw=1)
+    ax.set_xlabel(f"prediction − actual ({target})")
+    ax.set_ylabel("windows")
+    ax.legend(fontsize=8)
+    ax.set_title(_title(loaded, "residuals"), fontsize=9)
+    paths.append(_save(fig, out_dir / f"residuals.{fmt}"))
+    return paths
+
+
+def _as_positions(xs: np.ndarray) -> np.ndarray:
+    """Numeric x positions for any axis: numbers as they are, dates as days, other labels as indices."""
+    try:
+        return xs.astype(float)
+    except (TypeError, ValueError):
+        pass
+    try:
+        return xs.astype("datetime64[D]").astype(float)
+    except (TypeError, ValueError):
+        return np.arange(len(xs), dtype=float)
+
+
+def _date_ticks(ax, x_axis: dict) -> None:
+    allx = np.concatenate([np.asarray(v) for v in x_axis.values() if v is not None and len(v)]) if x_axis else np.array([])
+    if allx.size == 0:
+        return
+    try:
+        allx.astype(float)
+        return  # numeric axis: matplotlib's own ticks
+    except (TypeError, ValueError):
+        pass
+    pos = _as_positions(allx)
+    ticks = np.linspace(0, len(allx) - 1, 8).astype(int)
+    ax.set_xticks(pos[ticks], [str(allx[t])[:10] for t in ticks], rotation=30, ha="right", fontsize=8)
+
