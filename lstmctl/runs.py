@@ -46,6 +46,129 @@ def write_json(path: Path, data: Any) -> None:
     write_text_atomic(path, json.dumps(data, indent=2, default=str) + "\n")
 
 
+class RunLocked(UserError):
+    """Another live process holds the run's lock."""
+
+
+_HELD: dict[str, "RunLock"] = {}  # locks this process holds, by path: taking one twice is a no-op
+
+
+class RunLock:
+    """An exclusive lock on a run directory (`run.lock`), held while a process trains it.
+
+    POSIX: `fcntl.flock` on the file, so the kernel drops it when the holder dies (kill -9 included)
+    and no stale lock can outlive its process; the file holds `pid host` for the message. Without
+    fcntl: an O_CREAT|O_EXCL file whose dead owner's lock is taken over. Re-entrant per process.
+    """
+
+    def __init__(self, run: "RunDir"):
+        self.run = run
+        self.path = run.path / "run.lock"
+        self._fd: int | None = None
+        self._depth = 0
+
+    def acquire(self) -> "RunLock":
+        key = str(self.path.resolve())
+        held = _HELD.get(key)
+        if held is not None:
+            held._depth += 1
+            return held
+        try:
+            import fcntl
+        except ImportError:  # pragma: no cover - not POSIX
+            fcntl = None
+        me = f"{os.getpid()} {socket.gethostname()}\n".encode()
+        if fcntl is not None:
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                os.close(fd)
+                raise self._refusal() from None
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, me, 0)
+        else:  # pragma: no cover
+            for _ in range(2):
+                try:
+                    fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o644)
+                    break
+                except FileExistsError:
+                    pid, host = self._owner()
+                    if pid_alive(pid, host) is False:
+                        self.path.unlink(missing_ok=True)  # the owner died: take the lock over
+                        continue
+                    raise self._refusal() from None
+            else:
+                raise self._refusal()
+            os.write(fd, me)
+        self._fd, self._depth = fd, 1
+        _HELD[key] = self
+        return self
+
+    def release(self) -> None:
+        self._depth -= 1
+        if self._depth > 0 or self._fd is None:
+            return
+        _HELD.pop(str(self.path.resolve()), None)
+        try:
+            if not _has_fcntl():  # pragma: no cover
+                self.path.unlink(missing_ok=True)
+            os.close(self._fd)  # closing drops the flock
+        finally:
+            self._fd = None
+
+    def __enter__(self) -> "RunLock":
+        return self.acquire()
+
+    def __exit__(self, *exc) -> None:
+        _HELD.get(str(self.path.resolve()), self).release()
+
+    def _owner(self) -> tuple[int | None, str | None]:
+        try:
+            pid, _, host = self.path.read_text(encoding="utf-8", errors="replace").strip().partition(" ")
+            return int(pid), host or None
+        except (OSError, ValueError):
+            return None, None
+
+    def _refusal(self) -> RunLocked:
+        pid, host = self._owner()
+        who = f"process {pid} on {host}" if pid else "another process"
+        return RunLocked(
+            f"run {self.run.id} is in use by {who} (a train or resume of this run); "
+            "wait for it to finish or stop it first"
+        )
+
+    @staticmethod
+    def is_held(run: "RunDir") -> bool | None:
+        """Whether some process holds the run's lock; None when it cannot be told (no lock file, no fcntl)."""
+        path = run.path / "run.lock"
+        if str(path.resolve()) in _HELD:
+            return True
+        if not _has_fcntl() or not path.exists():
+            return None
+        import fcntl
+
+        try:
+            fd = os.open(path, os.O_RDONLY)
+        except OSError:
+            return None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except OSError:
+            return True
+        finally:
+            os.close(fd)  # also drops the probe's shared lock
+        return False
+
+
+def _has_fcntl() -> bool:
+    try:
+        import fcntl  # noqa: F401
+    except ImportError:  # pragma: no cover
+        return False
+    return True
+
+
 def pid_alive(pid: int | None, host: str | None) -> bool | None:
     """Whether a recorded process still lives; None when it cannot be told (another host)."""
     if not pid or host != socket.gethostname():
@@ -115,12 +238,22 @@ class RunDir:
         return info
 
     def status(self, info: dict | None = None) -> str:
-        """The recorded status, or `died` for a `running` run whose process is gone."""
+        """The recorded status, or `died` for a `running` run whose process is gone.
+
+        Gone means: the recorded pid no longer lives on this host, or nobody holds the run's lock
+        any more (which also catches a pid reused by an unrelated process).
+        """
         info = info if info is not None else self.info()
         status = info.get("status", "unknown")
-        if status == "running" and pid_alive(info.get("pid"), info.get("host")) is False:
-            return "died"
+        if status == "running":
+            alive = pid_alive(info.get("pid"), info.get("host"))
+            if alive is False or (alive is True and RunLock.is_held(self) is False):
+                return "died"
         return status
+
+    def lock(self) -> RunLock:
+        """`with run.lock():` — exclusive use of this run by this process (train, resume)."""
+        return RunLock(self)
 
     def load_config(self):
         from lstmctl import config

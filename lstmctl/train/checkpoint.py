@@ -53,11 +53,14 @@ def set_rng_state(state: dict[str, Any]) -> None:
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
-def save(obj: dict[str, Any], path: Path) -> None:
+def save(obj: dict[str, Any], path: Path, *, keep_previous: bool = False) -> None:
     """Write atomically: a temp file named with our pid, fsync, then rename over the real name.
 
     A process killed at any moment leaves either the previous checkpoint or the new one under the
     real name, never a half-written file. On failure the previous file is untouched.
+    keep_previous: before the rename, the file being replaced is kept as `<name>.prev.pt` (a hard
+    link, so there is no moment without a complete file under either name); resume falls back to
+    it when the newer one cannot be read.
     """
     path = Path(path)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
@@ -66,23 +69,64 @@ def save(obj: dict[str, Any], path: Path) -> None:
             torch.save({"format": FORMAT, "version": VERSION, **obj}, f)
             f.flush()
             os.fsync(f.fileno())
+        if keep_previous and path.exists():
+            _keep_previous(path)
         os.replace(tmp, path)
-    except OSError as e:
+    except (OSError, RuntimeError) as e:  # torch's zip writer reports a full disk as RuntimeError
         try:
             tmp.unlink()
         except OSError:
             pass
-        raise RunFailed(
-            f"could not write checkpoint {path}: {e.strerror or e}; the previous checkpoint is kept"
-        ) from e
-    try:  # make the rename itself durable
-        fd = os.open(path.parent, os.O_RDONLY)
+        reason = getattr(e, "strerror", None) or str(e).strip().splitlines()[-1][:160] or type(e).__name__
+        raise RunFailed(f"could not write checkpoint {path}: {reason}; the previous checkpoint is kept") from e
+    _fsync_dir(path.parent)  # make the rename itself durable
+
+
+def previous(path: Path) -> Path:
+    """`last.pt` -> `last.prev.pt`."""
+    path = Path(path)
+    return path.with_name(f"{path.stem}.prev{path.suffix}")
+
+
+def _keep_previous(path: Path) -> None:
+    prev = previous(path)
+    link_tmp = prev.with_name(f".{prev.name}.{os.getpid()}.tmp")
+    try:
+        link_tmp.unlink(missing_ok=True)
+        os.link(path, link_tmp)  # hard link: the old file stays under its real name until replaced
+        os.replace(link_tmp, prev)
+    except OSError:  # a file system without hard links: do without the fallback copy
+        try:
+            link_tmp.unlink(missing_ok=True)
+        except OSError:
+            pass
+
+
+def _fsync_dir(folder: Path) -> None:
+    try:
+        fd = os.open(folder, os.O_RDONLY)
         try:
             os.fsync(fd)
         finally:
             os.close(fd)
     except OSError:
         pass
+
+
+def remove_stale_temp_files(folder: Path, keep_pid: int | None = None) -> list[Path]:
+    """Delete `.<name>.<pid>.tmp` files left by killed writers (call while holding the run's lock)."""
+    removed = []
+    if not Path(folder).is_dir():
+        return removed
+    for f in Path(folder).glob(".*.tmp"):
+        parts = f.name.rsplit(".", 2)
+        if len(parts) == 3 and parts[1].isdigit() and int(parts[1]) != (keep_pid or os.getpid()):
+            try:
+                f.unlink()
+                removed.append(f)
+            except OSError:
+                pass
+    return removed
 
 
 def load(path: Path) -> dict[str, Any]:

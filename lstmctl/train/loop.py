@@ -9,6 +9,7 @@ interrupted mid-epoch) is in the checkpoint. A resumed run therefore continues b
 from __future__ import annotations
 
 import csv
+import io
 import math
 import os
 import signal
@@ -23,10 +24,10 @@ import torch
 from lstmctl import __version__
 from lstmctl.config import Config
 from lstmctl.data.base import DataBundle
-from lstmctl.errors import Interrupted, RunFailed
+from lstmctl.errors import Interrupted, LstmctlError, RunFailed
 from lstmctl.experiment import loss_name, make_criterion
 from lstmctl.models.base import count_parameters
-from lstmctl.runs import RunDir, utcnow
+from lstmctl.runs import RunDir, utcnow, write_text_atomic
 from lstmctl.train import checkpoint as ckpt
 from lstmctl.train.progress import ProgressReporter
 
@@ -147,6 +148,7 @@ class Trainer:
         n = len(self.train_split)
         self.batch_size = n if bs is None or bs >= n else bs
         self.steps_per_epoch = math.ceil(self._shard_len(n) / self.batch_size)
+        self.check_every = 1 if device.type == "cpu" else 32  # steps between loss checks (each one syncs)
         self.sched = make_scheduler(cfg, self.opt, self.steps_per_epoch)
         self.monitor = "val_loss" if self.val_split is not None else "train_loss"
         es = cfg.train.early_stopping
@@ -232,8 +234,8 @@ class Trainer:
         if not self.is_main:
             return
         self._metrics_file.flush()
-        if last:
-            ckpt.save(self._state(), self.run.checkpoint("last"))
+        # best.pt first: a kill between the two writes leaves a best.pt at most as new as last.pt's
+        # record of it, and a resumed run rewrites it identically when it reaches that epoch again
         if self.best_dirty and self.best_state is not None:
             ckpt.save(
                 {
@@ -246,6 +248,8 @@ class Trainer:
                 self.run.checkpoint("best"),
             )
             self.best_dirty = False
+        if last:  # the replaced last.pt stays as last.prev.pt: resume's fallback if last.pt is damaged
+            ckpt.save(self._state(), self.run.checkpoint("last"), keep_previous=True)
         self.run.update(epochs_done=self.epoch, best={"epoch": self.best_epoch, "value": _finite(self.best_value), "monitor": self.monitor})
         self._last_save = time.perf_counter()
         self._saved_at = (self.epoch, self.step_in_epoch)
@@ -253,13 +257,18 @@ class Trainer:
     # ------------------------------------------------------------------ signals
     def _on_signal(self, signum, frame):
         if self._stop_signal is not None:  # second signal: leave now; atomic writes keep files whole
-            os._exit(130 if signum == signal.SIGINT else 143)
+            code = 130 if signum == signal.SIGINT else 143
+            if self.is_main:
+                try:  # files stay whole (atomic writes); say what happened, resume works from last.pt
+                    _write_stderr(f"\n{signal.Signals(signum).name} again: quitting now without saving this step\n")
+                    self.run.update(status="interrupted", ended=utcnow())
+                except BaseException:
+                    pass
+            os._exit(code)
         self._stop_signal = signum
-        if self.is_main:
-            print(
-                f"\n{signal.Signals(signum).name}: stopping after this step and saving (press Ctrl-C again to quit at once)",
-                file=sys.stderr,
-                flush=True,
+        if self.is_main:  # os.write: a buffered print here could collide with one the loop is doing
+            _write_stderr(
+                f"\n{signal.Signals(signum).name}: stopping after this step and saving (press Ctrl-C again to quit at once)\n"
             )
 
     def _install_signals(self):
@@ -273,14 +282,25 @@ class Trainer:
         # keep complete rows up to the checkpoint's epoch (a killed process may have left a cut line)
         rows = [r for r in rows if isinstance(r.get("epoch"), int) and r["epoch"] <= self.epoch and r.get("seconds") is not None]
         rows = [r for i, r in enumerate(rows) if r["epoch"] == i + 1]
-        f = open(self.run.metrics_csv, "w", newline="", encoding="utf-8") if self.is_main else open(os.devnull, "w")
-        w = csv.DictWriter(f, fieldnames=METRIC_FIELDS)
+        if not self.is_main:
+            f = open(os.devnull, "w")
+            return f, csv.DictWriter(f, fieldnames=METRIC_FIELDS)
+        buf = io.StringIO(newline="")
+        w = csv.DictWriter(buf, fieldnames=METRIC_FIELDS)
         w.writeheader()
         for r in rows:
             w.writerow({k: ("" if r.get(k) is None else r.get(k)) for k in METRIC_FIELDS})
-        return f, w
+        write_text_atomic(self.run.metrics_csv, buf.getvalue())  # a kill here keeps the old file whole
+        f = open(self.run.metrics_csv, "a", newline="", encoding="utf-8")
+        return f, csv.DictWriter(f, fieldnames=METRIC_FIELDS)
 
     def fit(self) -> dict[str, Any]:
+        if not self.is_main:
+            return self._fit()
+        with self.run.lock():  # one process per run: a second train/resume of it is refused
+            return self._fit()
+
+    def _fit(self) -> dict[str, Any]:
         cfg = self.cfg
         pick_threads(cfg, self.n_params, self.device)
         self._metrics_file, writer = self._open_metrics()
@@ -314,7 +334,8 @@ class Trainer:
                     stop_reason = reason
                     break
                 if self._stop_signal is not None:
-                    self.save()
+                    if self._saved_at != (self.epoch, self.step_in_epoch):
+                        self.save()
                     raise self._interrupted()
             if self._saved_at != (self.epoch, self.step_in_epoch):
                 self.save()
@@ -326,6 +347,8 @@ class Trainer:
             )
         except RunFailed as e:
             self._fail(str(e), e)
+        except OSError as e:  # metrics.csv or run.json could not be written (disk full, read-only)
+            self._fail(f"could not write to {self.run.path}: {e.strerror or e}", e)
         except Interrupted as e:
             if self.is_main:
                 self.run.update(status="interrupted", ended=utcnow(), epochs_done=self.epoch)
@@ -357,7 +380,10 @@ class Trainer:
 
     def _fail(self, message: str, exc: BaseException):
         if self.is_main:
-            self.run.update(status="failed", ended=utcnow(), error=message, epochs_done=self.epoch)
+            try:
+                self.run.update(status="failed", ended=utcnow(), error=message, epochs_done=self.epoch)
+            except (OSError, LstmctlError):  # the disk that failed may refuse run.json too
+                pass
         raise RunFailed(f"run {self.run.id} failed: {message}. Last good checkpoint kept in {self.run.checkpoints}") from exc
 
     def _run_epoch(self, epoch: int) -> dict[str, Any] | None:
@@ -389,13 +415,16 @@ class Trainer:
                 self.sched.step()
             step_losses.append(loss.detach())  # stays on the device: no sync per step
             sizes.append(xb.shape[0])
+            if len(step_losses) >= self.check_every:  # a NaN stops the run within check_every steps
+                self._fold(step_losses, sizes, epoch, i + 1 - len(step_losses))
+                step_losses, sizes = [], []
             if self._stop_signal is not None and i + 1 < len(batches):
-                self._fold(step_losses, sizes, epoch, start)
+                self._fold(step_losses, sizes, epoch, i + 1 - len(step_losses))
                 self.step_in_epoch = i + 1
                 self.carry = state
                 self.partial["seconds"] = time.perf_counter() - t0
                 return None
-        self._fold(step_losses, sizes, epoch, start)
+        self._fold(step_losses, sizes, epoch, len(batches) - len(step_losses))
         losses = torch.tensor(self.partial["losses"], dtype=torch.float64)
         weights = torch.tensor(self.partial["sizes"], dtype=torch.float64)
         train_loss = float((losses * weights).sum() / weights.sum())
@@ -407,12 +436,17 @@ class Trainer:
         val_loss = None
         if self.val_split is not None:
             val_loss = evaluate_loss(self.net, self.val_split, self.criterion, self.device, stateful)
+            if not math.isfinite(val_loss):
+                raise RunFailed(
+                    f"the validation loss became {val_loss} at epoch {epoch} (the weights are no longer finite); "
+                    "lower train.lr or set train.grad_clip"
+                )
         lr = self.opt.param_groups[0]["lr"]
         self._last_losses = {"train_loss": train_loss, "val_loss": val_loss}
         return {"epoch": epoch, "train_loss": train_loss, "val_loss": val_loss, "lr": lr, "seconds": round(time.perf_counter() - t0, 6)}
 
     def _fold(self, step_losses, sizes, epoch, start):
-        """Move this epoch's step losses to the host (one sync) and check they are finite."""
+        """Move step losses (steps start+1, start+2, ...) to the host (one sync) and check they are finite."""
         if not step_losses:
             return
         values = torch.stack(step_losses).double().cpu()
@@ -450,6 +484,13 @@ class Trainer:
                 if self.es_bad >= es.patience:
                     return "early_stopping"
         return None
+
+
+def _write_stderr(text: str) -> None:
+    try:
+        os.write(2, text.encode("utf-8", "replace"))
+    except OSError:
+        pass
 
 
 def _finite(v: float) -> float | None:

@@ -1,0 +1,240 @@
+"""`lstmctl resume`: continue a run in place from last.pt, or start a new run from a run's weights.
+
+In place (`resume RUN [--epochs N]`): the run's lock is taken (a second resume or train of the same
+run is refused), temp files of killed writers are removed, and the newest complete checkpoint is
+loaded: `last.pt`, else `last.prev.pt` (the last.pt it replaced) with a warning naming the damaged
+file. A checkpoint is "complete" when it loads under `weights_only=True`, carries every part the
+loop restores, and was written for this run's data and model. The Trainer then restores model,
+optimizer, scheduler, RNG states, counters and the partial epoch, truncates metrics.csv to the
+checkpoint's epoch and goes on: on CPU the result is bit-for-bit that of an uninterrupted run.
+
+New run (`resume RUN --from best --new-run`): a new run directory with the same config (train.epochs
+set to --epochs when given), starting from the weights of best.pt (or last.pt) and nothing else:
+fresh optimizer and schedule, epochs counted from 0, `parent` recorded in run.json.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import socket
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from lstmctl import __version__
+from lstmctl.errors import UserError
+from lstmctl.runs import RunDir, create_run, find_run, utcnow, write_json, write_text_atomic
+
+RESUMABLE_KEYS = ("epoch", "model", "optimizer", "best", "early_stopping", "rng")
+EARLY_STOPS = ("early_stopping", "stop_at_loss")
+
+
+@dataclass
+class ResumeResult:
+    run: RunDir
+    summary: dict[str, Any] | None  # None: nothing to train (already complete)
+    message: str = ""  # for people: what happened
+    notes: list[str] = field(default_factory=list)  # warnings printed before training
+
+
+def _say(text: str) -> None:
+    print(text, file=sys.stderr, flush=True)
+
+
+def resume(
+    ref: str,
+    runs_dir=None,
+    *,
+    epochs: int | None = None,
+    source: str = "last",
+    new_run: bool = False,
+    quiet: bool = False,
+) -> ResumeResult:
+    """Continue run `ref` (in place), or start a new run from its `source` weights (`new_run`)."""
+    if source not in ("last", "best"):
+        raise UserError(f"--from must be last or best, got {source!r}")
+    if epochs is not None and epochs < 1:
+        raise UserError(f"--epochs must be at least 1, got {epochs}")
+    run = find_run(ref, runs_dir)
+    if new_run:
+        return _new_run_from(run, source, epochs, runs_dir, quiet)
+    if source == "best":
+        raise UserError(
+            "--from best starts a new run from the best weights: add --new-run "
+            "(continuing in place needs last.pt, which holds the optimizer state)"
+        )
+    return _continue(run, epochs, quiet)
+
+
+# ---------------------------------------------------------------- checkpoints
+
+
+def _check_resumable(state: dict[str, Any], path: Path, cfg) -> None:
+    missing = [k for k in RESUMABLE_KEYS if k not in state]
+    if missing:
+        raise UserError(f"checkpoint {path} cannot be resumed from: it has no {', '.join(missing)} (a best.pt or foreign file?)")
+    _check_same_experiment(state, path, cfg)
+
+
+def _check_same_experiment(state: dict[str, Any], path: Path, cfg) -> None:
+    saved = state.get("config")
+    if not isinstance(saved, dict):
+        raise UserError(f"checkpoint {path} has no config: it was not written by lstmctl for this run")
+    want = cfg.to_dict()
+    for key in ("data", "model"):
+        if saved.get(key) != want[key]:
+            raise UserError(f"checkpoint {path} belongs to another experiment: its {key} section differs from the run's config.yaml")
+
+
+def load_resumable(run: RunDir, cfg) -> tuple[dict[str, Any] | None, Path | None, list[str]]:
+    """The newest complete checkpoint to continue from: (state, path, warnings).
+
+    (None, None, []) when the run never saved one (it was stopped before its first save): it then
+    starts again from epoch 0, which gives the same result as the original start. When files exist
+    but none is usable, the error names last.pt and what is wrong with it.
+    """
+    from lstmctl.train import checkpoint as ckpt
+
+    last = run.checkpoint("last")
+    candidates = [last, ckpt.previous(last)]
+    errors: list[tuple[Path, str]] = []
+    for path in candidates:
+        if not path.exists():
+            continue
+        try:
+            state = ckpt.load(path)
+            _check_resumable(state, path, cfg)
+        except UserError as e:
+            errors.append((path, str(e)))
+            continue
+        notes = [f"warning: {msg}; resuming from {path.name} instead (epoch {int(state['epoch'])})" for _, msg in errors]
+        return state, path, notes
+    if not errors:
+        return None, None, []
+    raise UserError(errors[0][1] + ("" if len(errors) == 1 else f"; {errors[1][0].name} cannot be used either"))
+
+
+# ---------------------------------------------------------------- in place
+
+
+def _continue(run: RunDir, epochs: int | None, quiet: bool) -> ResumeResult:
+    from lstmctl.experiment import build_bundle, build_model, resolve_device
+    from lstmctl.train import checkpoint as ckpt
+    from lstmctl.train.loop import Trainer, seed_everything
+
+    with run.lock():  # held until the Trainer is done; fit() takes it again (re-entrant)
+        info = run.info()
+        cfg = run.load_config()
+        for folder in (run.checkpoints, run.path):  # leftovers of killed writers (we hold the lock)
+            ckpt.remove_stale_temp_files(folder)
+        state, used, notes = load_resumable(run, cfg)
+        for n in notes:
+            _say(n)
+        target = epochs or int(info.get("epochs") or cfg.train.epochs)
+        done = int(state["epoch"]) if state is not None else 0
+        step = int(state.get("step_in_epoch", 0)) if state is not None else 0
+        status = run.status(info)
+        stopped_early = status == "completed" and info.get("stop_reason") in EARLY_STOPS
+        if done >= target or (stopped_early and epochs is None):
+            if status != "completed" and done >= target:
+                run.update(status="completed", epochs_done=done)  # it died after its final save
+            why = f"stopped early ({info.get('stop_reason')})" if stopped_early and done < target else "complete"
+            asked = f"; pass --epochs with more than {done} to train further"
+            return ResumeResult(run, None, f"run {run.id} is already {why}: {done} of {target} epochs done{asked}", notes)
+        if cfg.train.scheduler.name == "onecycle" and target > cfg.train.epochs:
+            raise UserError(
+                f"run {run.id} uses a onecycle schedule fixed to train.epochs={cfg.train.epochs}; it cannot go to {target} "
+                f"epochs. Start a new run from its weights: lstmctl resume {run.id} --from best --new-run --epochs N"
+            )
+        device = resolve_device(cfg.device)
+        seed_everything(cfg.seed)  # the same order of construction as a fresh start
+        bundle = build_bundle(cfg)
+        model = build_model(cfg, bundle)
+        where = f"epoch {done}" + (f", step {step}" if step else "")
+        if state is None:
+            notes.append(f"run {run.id} had not saved a checkpoint yet: starting it again from epoch 0")
+            _say(notes[-1])
+        elif not quiet:
+            _say(f"resuming {run.id} from {used.name} at {where}, to {target} epochs")
+        history = list(info.get("resumes") or [])
+        history.append(
+            {"at": utcnow(), "from_epoch": done, "from_step": step, "checkpoint": used.name if used else None,
+             "to_epochs": target, "pid": os.getpid(), "host": socket.gethostname()}
+        )
+        run.update(epochs=target, resumes=history, error=None)
+        try:
+            trainer = Trainer(cfg, run, bundle, model, device, resume=state, epochs=target, quiet=quiet)
+        except (RuntimeError, KeyError, ValueError, TypeError, IndexError) as e:
+            first = str(e).strip().splitlines()[0][:160] if str(e).strip() else type(e).__name__
+            raise UserError(f"checkpoint {used} does not fit run {run.id} ({first}); it may come from another run") from e
+        summary = trainer.fit()
+    return ResumeResult(run, summary, f"resumed {run.id} from {where}", notes)
+
+
+# ---------------------------------------------------------------- a new run from weights
+
+
+def _new_run_from(parent: RunDir, source: str, epochs: int | None, runs_dir, quiet: bool) -> ResumeResult:
+    import torch
+
+    from lstmctl import config as config_mod
+    from lstmctl.experiment import build_bundle, build_model, resolve_device, save_data_state
+    from lstmctl.models.base import count_parameters
+    from lstmctl.train import checkpoint as ckpt
+    from lstmctl.train.loop import Trainer, seed_everything
+
+    cfg = parent.load_config()
+    path = parent.checkpoint(source)
+    if not path.exists():
+        raise UserError(f"run {parent.id} has no {source}.pt checkpoint to start from")
+    state = ckpt.load(path)
+    if "model" not in state:
+        raise UserError(f"checkpoint {path} holds no model weights")
+    _check_same_experiment(state, path, cfg)
+    if epochs is not None:
+        cfg = cfg.model_copy(update={"train": cfg.train.model_copy(update={"epochs": epochs})})
+    device = resolve_device(cfg.device)
+    seed_everything(cfg.seed)
+    bundle = build_bundle(cfg)
+    model = build_model(cfg, bundle)
+    try:
+        model.load_state_dict(state["model"])
+    except (RuntimeError, KeyError, TypeError) as e:
+        raise UserError(f"checkpoint {path} does not fit the model in {parent.config_path}: {str(e).splitlines()[0]}") from e
+    run = create_run(cfg.name, runs_dir if runs_dir is not None else parent.path.parent)
+    write_text_atomic(run.config_path, config_mod.dump(cfg))
+    save_data_state(bundle, run.data_state)
+    pinfo = parent.info()
+    write_json(
+        run.run_json,
+        {
+            "id": run.id,
+            "name": cfg.name,
+            "status": "running",
+            "created": utcnow(),
+            "dataset": cfg.data["name"],
+            "model": cfg.model["name"],
+            "task": bundle.task.value,
+            "device": str(device),
+            "world_size": 1,
+            "seed": cfg.seed,
+            "params": count_parameters(model),
+            "epochs": cfg.train.epochs,
+            "epochs_done": 0,
+            "source": pinfo.get("source"),
+            "overrides": pinfo.get("overrides", []),
+            "parent": {"run": parent.id, "checkpoint": f"{source}.pt", "epoch": int(state.get("epoch", 0))},
+            "torch_version": torch.__version__,
+            "lstmctl_version": __version__,
+            "python": platform.python_version(),
+            "host": socket.gethostname(),
+            "pid": os.getpid(),
+            "argv": sys.argv,
+        },
+    )
+    if not quiet:
+        _say(f"new run {run.id} from {parent.id}'s {source}.pt (epoch {int(state.get('epoch', 0))}): model weights only, fresh optimizer")
+    summary = Trainer(cfg, run, bundle, model, device, quiet=quiet).fit()
+    return ResumeResult(run, summary, f"new run {run.id} from {parent.id}/{source}.pt")

@@ -1,0 +1,141 @@
+"""`lstmctl resume`: continuing a run is exact on CPU; --from best --new-run starts a new run from its weights."""
+
+from __future__ import annotations
+
+import os
+import signal
+
+import pytest
+import torch
+
+from lstmctl.train import loop
+from tests.robust_util import EXACT, assert_same_run, load_ckpt, metrics_without_seconds, only_run, run_info, write_cfg
+
+
+@pytest.fixture
+def reference(cli, tmp_path):
+    """The uninterrupted 8-epoch run everything below must reproduce."""
+    ref_dir = tmp_path / "ref"
+    cli("train", write_cfg(tmp_path / "exact.yaml"), "--quiet", "--runs-dir", ref_dir)
+    return only_run(ref_dir)
+
+
+def test_resume_to_more_epochs_is_exact(cli, tmp_path, runs_dir, reference, monkeypatch):
+    cfg = write_cfg(tmp_path / "exact.yaml")
+    cli("train", cfg, "--quiet", "--set", "train.epochs=3")
+    run = only_run(runs_dir)
+    assert run_info(run)["status"] == "completed" and load_ckpt(run / "checkpoints" / "last.pt")["epoch"] == 3
+
+    seen = []  # the status while the resumed run trains
+    real = loop.Trainer._run_epoch
+    monkeypatch.setattr(loop.Trainer, "_run_epoch", lambda self, e: (seen.append(run_info(run)["status"]), real(self, e))[1])
+    r = cli("resume", run.name, "--epochs", "8", "--runs-dir", runs_dir)
+    assert "finished" in r.output and run.name in r.output
+    assert seen and set(seen) == {"running"}
+    info = run_info(run)
+    assert info["status"] == "completed" and info["epochs_done"] == 8 and info["epochs"] == 8
+    assert info["resumes"][-1]["from_epoch"] == 3 and info["resumes"][-1]["checkpoint"] == "last.pt"
+    assert_same_run(run, reference)
+
+    again = cli("resume", run.name)
+    assert "already complete: 8 of 8 epochs" in again.output
+    assert len(metrics_without_seconds(run)) == 8
+
+
+def test_resume_mid_epoch_is_exact(cli, tmp_path, runs_dir, reference, monkeypatch):
+    """SIGINT at a fixed step (delivered by the loss function itself): saved mid-epoch, resumed exactly."""
+    real = loop.make_criterion
+    calls = {"n": 0}
+
+    def criterion_that_interrupts(name, task):
+        crit = real(name, task)
+
+        def wrapped(out, y):
+            calls["n"] += 1
+            if calls["n"] == 17:  # epoch 3, step 3 of 6 (each epoch: 6 steps + 1 validation pass)
+                os.kill(os.getpid(), signal.SIGINT)
+            return crit(out, y)
+
+        return wrapped
+
+    with monkeypatch.context() as m:
+        m.setattr(loop, "make_criterion", criterion_that_interrupts)
+        r = cli("train", write_cfg(tmp_path / "exact.yaml"), "--quiet", ok=False)
+    assert r.exit_code == 130, r.output
+    run = only_run(runs_dir)
+    assert f"Continue with: lstmctl resume {run.name}" in r.output
+    state = load_ckpt(run / "checkpoints" / "last.pt")
+    assert state["epoch"] == 2 and state["step_in_epoch"] > 0  # stopped inside epoch 3
+    assert run_info(run)["status"] == "interrupted"
+
+    cli("resume", run.name, "--quiet")
+    assert run_info(run)["status"] == "completed"
+    assert_same_run(run, reference)
+
+
+def test_resume_a_run_killed_before_its_first_checkpoint_starts_over(cli, tmp_path, runs_dir, reference):
+    cli("train", write_cfg(tmp_path / "exact.yaml"), "--quiet", "--set", "train.epochs=3")
+    run = only_run(runs_dir)
+    for f in (run / "checkpoints").iterdir():
+        f.unlink()
+    r = cli("resume", run.name, "--epochs", "8", "--quiet")
+    assert "starting it again from epoch 0" in r.output
+    assert_same_run(run, reference)
+
+
+def test_resume_defaults_to_the_runs_own_target(cli, tmp_path, runs_dir):
+    cli("train", write_cfg(tmp_path / "exact.yaml", epochs=2), "--quiet")
+    run = only_run(runs_dir)
+    cli("resume", run.name, "--epochs", "3", "--quiet")
+    # the run's target is now 3 epochs: a plain resume has nothing to do
+    assert "already complete: 3 of 3" in cli("resume", run.name).output
+    assert run_info(run)["epochs_done"] == 3
+
+
+def test_new_run_from_best_weights(cli, tmp_path, runs_dir, monkeypatch):
+    cli("train", write_cfg(tmp_path / "exact.yaml", epochs=4), "--quiet")
+    parent = only_run(runs_dir)
+    parent_metrics = metrics_without_seconds(parent)
+    best = load_ckpt(parent / "checkpoints" / "best.pt")
+
+    start = {}
+    real_fit = loop.Trainer.fit
+
+    def fit(self):
+        start["model"] = {k: v.clone() for k, v in self.model.state_dict().items()}
+        start["opt_state"] = len(self.opt.state_dict()["state"])
+        start["epoch"] = self.epoch
+        return real_fit(self)
+
+    monkeypatch.setattr(loop.Trainer, "fit", fit)
+    r = cli("resume", parent.name, "--from", "best", "--new-run", "--epochs", "2")
+    new = only_run(runs_dir)
+    assert new != parent and new.name in r.output
+    for k, v in best["model"].items():
+        assert torch.equal(start["model"][k], v)  # starts from the best weights ...
+    assert start["opt_state"] == 0 and start["epoch"] == 0  # ... with a fresh optimizer, from epoch 0
+    info = run_info(new)
+    assert info["status"] == "completed" and info["epochs_done"] == 2
+    assert info["parent"] == {"run": parent.name, "checkpoint": "best.pt", "epoch": best["epoch"]}
+    assert "epochs: 2" in (new / "config.yaml").read_text()
+    assert metrics_without_seconds(parent) == parent_metrics  # the parent is untouched
+
+
+def test_resume_mistakes_are_one_line(cli, tmp_path, runs_dir, write_config):
+    cli("train", write_config({"train.epochs": 2}), "--quiet")
+    run = only_run(runs_dir)
+
+    def err(*args, needle):
+        r = cli(*args, ok=False)
+        assert r.exit_code == 2, r.output
+        lines = [l for l in r.output.splitlines() if l.strip()]
+        assert len(lines) == 1 and needle in lines[0] and "Traceback" not in r.output, r.output
+
+    err("resume", run.name, "--from", "best", needle="add --new-run")
+    err("resume", run.name, "--from", "middle", needle="--from must be last or best")
+    err("resume", "nope", needle="no run 'nope'")
+    r = cli("resume", run.name, "--epochs", "0", ok=False)  # Typer's own usage error
+    assert r.exit_code == 2 and "--epochs" in r.output and "Traceback" not in r.output
+
+    cli("train", write_config({"train.epochs": 2, "train.scheduler": {"name": "onecycle"}}), "--quiet")
+    err("resume", only_run(runs_dir).name, "--epochs", "4", needle="onecycle schedule")
