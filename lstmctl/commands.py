@@ -37,6 +37,10 @@ def _start_training(cfg, runs_dir, *, source, overrides, dist, quiet):
     from lstmctl.train.loop import Trainer, seed_everything
 
     device = dist.device if dist is not None else resolve_device(cfg.device)
+    if cfg.logging.tensorboard:
+        from lstmctl.train.tracking import require_tensorboard
+
+        require_tensorboard()  # fail before a run directory exists
     seed_everything(cfg.seed)
     bundle = build_bundle(cfg)  # data errors surface before a run directory exists
     model = build_model(cfg, bundle)

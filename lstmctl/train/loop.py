@@ -308,6 +308,11 @@ class Trainer:
         self._saved_at = None
         progress = ProgressReporter(self.total_epochs, self.epoch, cfg.train.log_every_s, enabled=not self.quiet)
         old_handlers = self._install_signals()
+        tensorboard = None
+        if cfg.logging.tensorboard and self.is_main:
+            from lstmctl.train.tracking import TensorBoardLogger
+
+            tensorboard = TensorBoardLogger(self.run.path)
         stop_reason = "epochs"
         try:
             if self.is_main:
@@ -325,6 +330,8 @@ class Trainer:
                     raise self._interrupted()
                 self.epoch += 1
                 writer.writerow({k: ("" if row[k] is None else row[k]) for k in METRIC_FIELDS})
+                if tensorboard is not None:
+                    tensorboard.log(row)
                 progress.epoch(self.epoch, row)
                 reason = self._after_epoch(row)
                 interval = cfg.train.checkpoint_every_s
@@ -355,6 +362,8 @@ class Trainer:
             raise e
         finally:
             progress.close()
+            if tensorboard is not None:
+                tensorboard.close()
             self._metrics_file.close()
             for s, h in old_handlers.items():
                 signal.signal(s, h)

@@ -1,0 +1,36 @@
+"""Optional experiment tracking. metrics.csv stays the source of truth; these are mirrors of it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from lstmctl.errors import ConfigError
+
+
+def require_tensorboard():
+    """The SummaryWriter class, or a ConfigError saying how to install what it needs."""
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except ImportError as e:  # torch's module imports the `tensorboard` package
+        raise ConfigError(
+            "logging.tensorboard: true needs the tensorboard package: pip install 'lstmctl[tensorboard]' "
+            "(or set logging.tensorboard: false)"
+        ) from e
+    return SummaryWriter
+
+
+class TensorBoardLogger:
+    """Scalars per epoch (train/val loss, learning rate, epoch seconds) into <run>/tensorboard/."""
+
+    def __init__(self, run_path: Path):
+        self.writer = require_tensorboard()(log_dir=str(run_path / "tensorboard"))
+
+    def log(self, row: dict) -> None:
+        epoch = row["epoch"]
+        for key in ("train_loss", "val_loss", "lr", "seconds"):
+            if row.get(key) is not None:
+                self.writer.add_scalar(key.replace("_", "/", 1) if key.endswith("loss") else key, row[key], epoch)
+
+    def close(self) -> None:
+        self.writer.flush()
+        self.writer.close()
