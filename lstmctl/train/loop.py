@@ -24,7 +24,7 @@ import torch
 from lstmctl import __version__
 from lstmctl.config import Config
 from lstmctl.data.base import DataBundle
-from lstmctl.errors import Interrupted, LstmctlError, RunFailed
+from lstmctl.errors import ConfigError, Interrupted, LstmctlError, RunFailed
 from lstmctl.experiment import loss_name, make_criterion
 from lstmctl.models.base import count_parameters
 from lstmctl.runs import RunDir, utcnow, write_text_atomic
@@ -54,6 +54,24 @@ def pick_threads(cfg: Config, n_params: int, device: torch.device) -> None:
         t = 1 if n_params < 20_000 else None
     if t is not None and t != torch.get_num_threads():
         torch.set_num_threads(t)
+
+
+def setup_precision(precision: str, device: torch.device):
+    """(what runs, autocast dtype or None, GradScaler or None). bf16/fp16 autocast on CUDA only.
+
+    Elsewhere the run trains in fp32 with a warning: CPU autocast is slower than fp32 for LSTMs, and a
+    config written for a GPU box (device: auto) should still run on a laptop.
+    """
+    if precision == "fp32":
+        return "fp32", None, None
+    if device.type != "cuda":
+        print(f"warning: train.precision={precision} needs CUDA; training on {device} in fp32", file=sys.stderr)
+        return "fp32", None, None
+    if precision == "bf16":
+        if not torch.cuda.is_bf16_supported():
+            raise ConfigError(f"train.precision=bf16: {torch.cuda.get_device_name(device)} has no bf16; use fp16 or fp32")
+        return "bf16", torch.bfloat16, None
+    return "fp16", torch.float16, torch.amp.GradScaler("cuda")
 
 
 def epoch_order(seed: int, epoch: int, n: int, shuffle: bool) -> torch.Tensor:
@@ -140,6 +158,9 @@ class Trainer:
         self.model = model.to(device)
         self.n_params = count_parameters(self.model)
         self.net = dist.wrap(self.model) if dist is not None else self.model  # DDP wrapper or the model
+        if cfg.train.compile:  # compiled lazily: the first step pays for it (counted in epoch 1's seconds)
+            self.net = torch.compile(self.net)
+        self.precision, self.amp_dtype, self.scaler = setup_precision(cfg.train.precision, device)
         self.train_split = bundle.train.to(device)
         self.val_split = bundle.val.to(device) if bundle.val is not None else None
         self.criterion = make_criterion(loss_name(cfg, bundle.task), bundle.task)
@@ -200,6 +221,7 @@ class Trainer:
             "model": self.model.state_dict(),
             "optimizer": self.opt.state_dict(),
             "scheduler": self.sched.state_dict() if self.sched is not None else None,
+            "scaler": self.scaler.state_dict() if self.scaler is not None else None,
             "best": {"value": self.best_value, "epoch": self.best_epoch, "monitor": self.monitor},
             "early_stopping": {"best": self.es_best, "bad_epochs": self.es_bad},
             "rng": ckpt.rng_state(),
@@ -212,6 +234,8 @@ class Trainer:
         self.opt.load_state_dict(st["optimizer"])
         if self.sched is not None and st.get("scheduler") is not None:
             self.sched.load_state_dict(st["scheduler"])
+        if self.scaler is not None and st.get("scaler"):
+            self.scaler.load_state_dict(st["scaler"])
         self.epoch = int(st["epoch"])
         self.step_in_epoch = int(st.get("step_in_epoch", 0))
         p = st.get("partial") or {}
@@ -257,6 +281,8 @@ class Trainer:
     # ------------------------------------------------------------------ signals
     def _on_signal(self, signum, frame):
         if self._stop_signal is not None:  # second signal: leave now; atomic writes keep files whole
+            if self.dist is not None and time.monotonic() - self._signal_at < 2.0:
+                return  # torchrun forwards the terminal's Ctrl-C: the same press, not a second one
             code = 130 if signum == signal.SIGINT else 143
             if self.is_main:
                 try:  # files stay whole (atomic writes); say what happened, resume works from last.pt
@@ -266,6 +292,7 @@ class Trainer:
                     pass
             os._exit(code)
         self._stop_signal = signum
+        self._signal_at = time.monotonic()
         if self.is_main:  # os.write: a buffered print here could collide with one the loop is doing
             _write_stderr(
                 f"\n{signal.Signals(signum).name}: stopping after this step and saving (press Ctrl-C again to quit at once)\n"
@@ -316,7 +343,10 @@ class Trainer:
         stop_reason = "epochs"
         try:
             if self.is_main:
-                self.run.update(status="running", pid=os.getpid(), host=socket.gethostname(), started=utcnow(), params=self.n_params)
+                self.run.update(
+                    status="running", pid=os.getpid(), host=socket.gethostname(), started=utcnow(), params=self.n_params,
+                    precision=self.precision, compile=cfg.train.compile, threads=torch.get_num_threads(),
+                )
             progress.message(
                 f"[bold]{self.run.id}[/]: {cfg.model['name']} ({self.n_params:,} parameters) on {cfg.data['name']}, "
                 f"device {self.device}, {len(self.train_split)} training sequences"
@@ -340,6 +370,8 @@ class Trainer:
                 if reason:
                     stop_reason = reason
                     break
+                if self.dist is not None and self.dist.agree(self._stop_signal is not None):
+                    self._stop_signal = self._stop_signal or signal.SIGINT  # a signal on any rank stops them all
                 if self._stop_signal is not None:
                     if self._saved_at != (self.epoch, self.step_in_epoch):
                         self.save()
@@ -411,15 +443,28 @@ class Trainer:
         for i in range(start, len(batches)):
             idx = batches[i]
             xb, yb = (x_all, y_all) if idx is None else (x_all[idx], y_all[idx])
-            out, new_state = self.net(xb, state)
+            if self.amp_dtype is None:
+                out, new_state = self.net(xb, state)
+                loss = self.criterion(out, yb)
+            else:
+                with torch.autocast(self.device.type, dtype=self.amp_dtype):
+                    out, new_state = self.net(xb, state)
+                    loss = self.criterion(out, yb)
             if stateful:
                 state = _detach(new_state)
-            loss = self.criterion(out, yb)
             self.opt.zero_grad(set_to_none=True)
-            loss.backward()
-            if clip is not None:
-                torch.nn.utils.clip_grad_norm_(self.model.parameters(), clip)
-            self.opt.step()
+            if self.scaler is None:
+                loss.backward()
+                if clip is not None:
+                    torch.nn.utils.clip_grad_norm_(self.model.parameters(), clip)
+                self.opt.step()
+            else:  # fp16: scale the loss so small gradients survive, unscale before clipping
+                self.scaler.scale(loss).backward()
+                if clip is not None:
+                    self.scaler.unscale_(self.opt)
+                    torch.nn.utils.clip_grad_norm_(self.model.parameters(), clip)
+                self.scaler.step(self.opt)
+                self.scaler.update()
             if onecycle:
                 self.sched.step()
             step_losses.append(loss.detach())  # stays on the device: no sync per step
@@ -427,7 +472,7 @@ class Trainer:
             if len(step_losses) >= self.check_every:  # a NaN stops the run within check_every steps
                 self._fold(step_losses, sizes, epoch, i + 1 - len(step_losses))
                 step_losses, sizes = [], []
-            if self._stop_signal is not None and i + 1 < len(batches):
+            if self._stop_signal is not None and i + 1 < len(batches) and self.dist is None:
                 self._fold(step_losses, sizes, epoch, i + 1 - len(step_losses))
                 self.step_in_epoch = i + 1
                 self.carry = state
@@ -444,7 +489,9 @@ class Trainer:
         self.carry = state if stateful else None
         val_loss = None
         if self.val_split is not None:
-            val_loss = evaluate_loss(self.net, self.val_split, self.criterion, self.device, stateful)
+            val_loss = evaluate_loss(self.model, self.val_split, self.criterion, self.device, stateful)
+            if self.dist is not None:
+                val_loss = self.dist.mean(val_loss)
             if not math.isfinite(val_loss):
                 raise RunFailed(
                     f"the validation loss became {val_loss} at epoch {epoch} (the weights are no longer finite); "
