@@ -41,7 +41,7 @@ class EarlyStopping(Strict):
 class Scheduler(Strict):
     """Learning-rate schedule, stepped once per epoch (onecycle: once per batch)."""
 
-    name: Literal["none", "step", "cosine", "plateau", "onecycle"] = "none"
+    name: Literal["none", "step", "cosine", "plateau", "onecycle"] = Field("none", description="which schedule")
     step_size: int = Field(30, ge=1, description="step: epochs between decays")
     gamma: float = Field(0.1, gt=0, le=1, description="step: decay factor")
     min_lr: float = Field(0.0, ge=0, description="cosine: final learning rate; plateau: lower bound")
@@ -58,10 +58,10 @@ class TrainConfig(Strict):
     batch_size: int | None = Field(
         None, ge=1, le=100_000_000, description="sequences per step; null = the whole training split"
     )
-    optimizer: Literal["adam", "adamw", "sgd"] = "adam"
+    optimizer: Literal["adam", "adamw", "sgd"] = Field("adam", description="optimizer")
     lr: float = Field(0.01, gt=0, le=100, description="learning rate")
     momentum: float = Field(0.0, ge=0, lt=1, description="sgd only")
-    weight_decay: float = Field(0.0, ge=0, le=100)
+    weight_decay: float = Field(0.0, ge=0, le=100, description="L2 penalty (decoupled for adamw)")
     loss: Literal["auto", "mse", "mae", "cross_entropy"] = Field(
         "auto", description="auto: mse for regression, cross_entropy for classification"
     )
@@ -74,8 +74,8 @@ class TrainConfig(Strict):
     stateful: bool = Field(
         False, description="carry (h, c) from batch to batch in order, detached after each step (TBPTT)"
     )
-    scheduler: Scheduler = Field(default_factory=Scheduler)
-    early_stopping: EarlyStopping | None = None
+    scheduler: Scheduler = Field(default_factory=Scheduler, description="learning-rate schedule (below)")
+    early_stopping: EarlyStopping | None = Field(None, description="stop when the loss stalls (below)")
     checkpoint_every_s: float = Field(
         30.0, ge=0, description="write last.pt/best.pt at most this often (always at the end); 0 = every epoch"
     )
@@ -100,7 +100,7 @@ class Config(Strict):
     """A whole experiment."""
 
     name: str = Field("run", pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$", description="run name, part of the run id")
-    seed: int = Field(0, ge=0, le=2**32 - 1)
+    seed: int = Field(0, ge=0, le=2**32 - 1, description="seeds data, initial weights, shuffling and dropout")
     device: str = Field("auto", pattern=r"^(auto|cpu|mps|cuda(:\d{1,3})?)$", description="auto|cpu|cuda|cuda:N|mps")
     data: dict[str, Any]
     model: dict[str, Any]
