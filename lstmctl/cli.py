@@ -88,7 +88,10 @@ def train(
         typer.Option("--nproc", help="Train with DDP on N processes of this machine (launches torchrun).", show_default=False),
     ] = None,
 ) -> None:
-    """Train a model from a config; prints the run id and run directory at the end."""
+    """Train a model from a config file.
+
+    Prints progress on stderr and, at the end, the run id and run directory.
+    """
     with handled(debug):
         if nproc is not None:
             from lstmctl.train.distributed import launch
@@ -118,7 +121,10 @@ def eval_(
     json_out: JsonOut = False,
     debug: Debug = False,
 ) -> None:
-    """Metrics of a run's checkpoint on a split; writes eval.json in the run directory."""
+    """Score a run's checkpoint on a split.
+
+    Loads best.pt (or --checkpoint last), prints the metrics and writes eval.json in the run directory.
+    """
     with handled(debug):
         from lstmctl.commands import evaluate, resolve
 
@@ -149,7 +155,10 @@ def plot(
     runs_dir: RunsDir = None,
     debug: Debug = False,
 ) -> None:
-    """Write a run's figures (loss curves, predictions) into its plots/ folder and print their paths."""
+    """Write a run's figures into its plots/ folder.
+
+    Loss curves for every run, and the prediction figures its task calls for; prints their paths.
+    """
     with handled(debug):
         from lstmctl.commands import plot as do_plot
         from lstmctl.commands import resolve
@@ -182,7 +191,7 @@ def runs_(
     json_out: JsonOut = False,
     debug: Debug = False,
 ) -> None:
-    """List the runs in the runs directory, newest first."""
+    """List the runs, newest first."""
     with handled(debug):
         from lstmctl.manage import runs_table
 
@@ -213,7 +222,7 @@ def runs_(
 
 @app.command()
 def show(run: RunRef = "latest", runs_dir: RunsDir = None, json_out: JsonOut = False, debug: Debug = False) -> None:
-    """A run's resolved config, its facts and a summary of its metrics."""
+    """Show a run's config, facts and metrics."""
     with handled(debug):
         from lstmctl.commands import resolve
         from lstmctl.manage import show as do_show
@@ -258,7 +267,10 @@ def compare(
     json_out: JsonOut = False,
     debug: Debug = False,
 ) -> None:
-    """Overlay the loss curves of runs in one figure; list the config keys that differ, beside their metrics."""
+    """Compare runs: loss curves and config differences.
+
+    Overlays the loss curves in one figure and lists only the config keys that differ, beside the metrics.
+    """
     with handled(debug):
         from lstmctl.commands import resolve
         from lstmctl.manage import compare as do_compare
@@ -291,7 +303,10 @@ def predict(
     runs_dir: RunsDir = None,
     debug: Debug = False,
 ) -> None:
-    """Run a trained model (best checkpoint) on new data and write its predictions as CSV."""
+    """Predict on new data with a trained run.
+
+    Runs the best checkpoint on a CSV (tabular runs) or a .npy array and writes the predictions as CSV.
+    """
     with handled(debug):
         from lstmctl.commands import predict_file, resolve
 
@@ -312,7 +327,10 @@ def sweep(
     json_out: JsonOut = False,
     debug: Debug = False,
 ) -> None:
-    """One run per combination of the --grid values, then a table sorted by the best validation loss."""
+    """Train one run per combination of --grid values.
+
+    Then prints a table sorted by the best validation loss and writes it as sweep-<id>.csv.
+    """
     with handled(debug):
         from lstmctl.manage import sweep as do_sweep
 
@@ -332,7 +350,7 @@ def sweep(
         print(result["csv"])
 
 
-config_app = typer.Typer(help="Inspect configs: show the resolved form, validate, print the JSON Schema.", no_args_is_help=True)
+config_app = typer.Typer(help="Show, validate or describe configs.", no_args_is_help=True)
 app.add_typer(config_app, name="config")
 
 
