@@ -1,3 +1,3 @@
 """Model families. Importing this package registers every model builder."""
 
-from lstmctl.models import lstm  # noqa: F401
+from lstmctl.models import bilstm, gru, hand, lstm, rnn, stacked  # noqa: F401

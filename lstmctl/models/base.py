@@ -79,3 +79,17 @@ def init_recurrent(module: nn.Module, p: RecurrentParams, gates: int = 4, forget
 
 def count_parameters(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters() if p.requires_grad)
+
+
+def check_between_layer_dropout(p: RecurrentParams) -> None:
+    """Dropout that acts between stacked layers has nothing to act on with one layer: say so."""
+    if p.dropout > 0 and p.num_layers < 2:
+        raise ValueError(
+            f"dropout={p.dropout} acts between layers and needs num_layers >= 2; "
+            "set model.num_layers to 2 or more, or model.dropout to 0"
+        )
+
+
+def check_no_forget_bias(p: RecurrentParams, family: str) -> None:
+    if p.forget_bias is not None:
+        raise ValueError(f"forget_bias applies to LSTM models only ({family} has no forget gate); remove model.forget_bias")
