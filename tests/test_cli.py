@@ -101,7 +101,7 @@ def test_checkpoints_are_throttled(cli, write_config, runs_dir, monkeypatch):
     """With a long interval, a 30-epoch run writes last.pt once (at the end), not 30 times."""
     writes = []
     real = ckpt.save
-    monkeypatch.setattr(ckpt, "save", lambda obj, path: (writes.append(path.name), real(obj, path)))
+    monkeypatch.setattr(ckpt, "save", lambda obj, path, **kw: (writes.append(path.name), real(obj, path, **kw)))
     cli("train", write_config({"train.epochs": 30, "train.checkpoint_every_s": 3600}), "--quiet")
     assert writes.count("last.pt") == 1
     writes.clear()
