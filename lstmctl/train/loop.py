@@ -486,7 +486,7 @@ class Trainer:
             train_loss = self.dist.mean(train_loss)
         self.step_in_epoch = 0
         self.partial = {"losses": [], "sizes": [], "seconds": 0.0}
-        self.carry = state if stateful else None
+        self.carry = None  # stateful: every epoch reads the series from its start, so from a zero state
         val_loss = None
         if self.val_split is not None:
             val_loss = evaluate_loss(self.model, self.val_split, self.criterion, self.device, stateful)
