@@ -154,9 +154,10 @@ def plot_memory(loaded, out_dir: Path, fmt: str = "png") -> list[Path]:
 def plot_series(loaded, out_dir: Path, fmt: str = "png") -> list[Path]:
     """Forecasts: actual vs predicted over the date axis, splits shaded, naive baseline; residual histogram."""
     b = loaded.bundle
-    x_axis = b.meta.get("x", {})
-    label = b.meta.get("x_label", "row")
-    target = b.meta.get("target_name", "target")
+    rows = b.meta.get("rows", {})  # per split: the row of each window's target (the x position)
+    dates = b.meta.get("dates")  # per row, with date_column
+    dated = bool(dates) and any(d is not None for d in dates)
+    target = b.meta.get("target", "target")
     fig, ax = plt.subplots(figsize=(11, 4.8))
     colors = {"train": "tab:blue", "val": "tab:purple", "test": "tab:red"}
     shade = {"train": "#dbe9f6", "val": "#ece2f4", "test": "#fbe0de"}
@@ -166,25 +167,30 @@ def plot_series(loaded, out_dir: Path, fmt: str = "png") -> list[Path]:
         split = getattr(b, name)
         if split is None or len(split) == 0:
             continue
-        xs = np.asarray(x_axis.get(name, np.arange(len(split))))
-        pos = _as_positions(xs)
+        pos = np.asarray(rows.get(name, np.arange(len(split))), dtype=float)
+        order = np.argsort(pos)  # training windows may be stored shuffled
         actual = b.inverse_target(split.y).reshape(len(split), -1)[:, 0].numpy()
         pred = b.inverse_target(_outputs(loaded, split)).reshape(len(split), -1)[:, 0].numpy()
         residuals[name] = pred - actual
-        ax.axvspan(pos[0], pos[-1], color=shade[name], alpha=0.6, lw=0)
-        ax.plot(pos, actual, color="k", lw=1.2, label="actual" if first else None)
-        ax.plot(pos, pred, color=colors[name], lw=1.4, label=f"predicted ({name})")
+        ax.axvspan(pos.min() - 0.5, pos.max() + 0.5, color=shade[name], alpha=0.7, lw=0)
+        ax.plot(pos[order], actual[order], color="k", lw=1.2, label="actual" if first else None)
         naive = b.meta.get("naive", {}).get(name)
         if naive is not None:
-            ax.plot(pos, np.asarray(naive).reshape(len(split), -1)[:, 0], color="0.5", lw=1, ls=":",
-                    label="naive last value" if first else None)
+            nv = np.asarray(naive).reshape(len(split), -1)[:, 0]
+            ax.plot(pos[order], nv[order], color="0.45", lw=1, ls=":", label="naive last value" if first else None)
+        ax.plot(pos[order], pred[order], color=colors[name], lw=1.6, label=f"predicted ({name})")
         first = False
-    _date_ticks(ax, x_axis)
-    ax.set_xlabel(label)
+    if dated:
+        allpos = np.concatenate([np.asarray(v, dtype=int) for v in rows.values() if v is not None and len(v)])
+        ticks = np.unique(np.linspace(allpos.min(), allpos.max(), 9).astype(int))
+        ax.set_xticks(ticks, [str(dates[t]) for t in ticks], rotation=30, ha="right", fontsize=8)
+        ax.set_xlabel(loaded.cfg.data.get("date_column") or "date")
+    else:
+        ax.set_xlabel("row of the target in the CSV")
     ax.set_ylabel(target)
-    ax.legend(fontsize=8, ncols=3, loc="upper left")
+    ax.legend(fontsize=8, ncols=3, loc="best")
     ax.grid(True, alpha=0.3)
-    ax.set_title(_title(loaded, f"{target}: actual vs predicted (splits shaded)"), fontsize=9)
+    ax.set_title(_title(loaded, f"{target}: actual vs predicted, splits shaded"), fontsize=9)
     paths = [_save(fig, out_dir / f"forecast.{fmt}")]
 
     fig, ax = plt.subplots(figsize=(7, 4.2))
@@ -197,30 +203,3 @@ def plot_series(loaded, out_dir: Path, fmt: str = "png") -> list[Path]:
     ax.set_title(_title(loaded, "residuals"), fontsize=9)
     paths.append(_save(fig, out_dir / f"residuals.{fmt}"))
     return paths
-
-
-def _as_positions(xs: np.ndarray) -> np.ndarray:
-    """Numeric x positions for any axis: numbers as they are, dates as days, other labels as indices."""
-    try:
-        return xs.astype(float)
-    except (TypeError, ValueError):
-        pass
-    try:
-        return xs.astype("datetime64[D]").astype(float)
-    except (TypeError, ValueError):
-        return np.arange(len(xs), dtype=float)
-
-
-def _date_ticks(ax, x_axis: dict) -> None:
-    allx = np.concatenate([np.asarray(v) for v in x_axis.values() if v is not None and len(v)]) if x_axis else np.array([])
-    if allx.size == 0:
-        return
-    try:
-        allx.astype(float)
-        return  # numeric axis: matplotlib's own ticks
-    except (TypeError, ValueError):
-        pass
-    pos = _as_positions(allx)
-    ticks = np.linspace(0, len(allx) - 1, 8).astype(int)
-    ax.set_xticks(pos[ticks], [str(allx[t])[:10] for t in ticks], rotation=30, ha="right", fontsize=8)
-

@@ -59,3 +59,11 @@ def test_other_formats(cli, write_config, fmt, magic):
     assert all(p.read_bytes().startswith(magic) for p in paths.values())
     r = cli("plot", "latest", "--format", "gif", ok=False)
     assert r.exit_code == 2 and "--format must be one of" in r.output
+
+
+def test_forecast_figures(cli):
+    from tests.conftest import CONFIGS
+
+    cli("train", CONFIGS / "us_macro.yaml", "--quiet", "--set", "train.epochs=3")
+    paths = {Path(p).name: Path(p) for p in cli("plot", "latest").stdout.split()}
+    check(paths, {"loss.png", "forecast.png", "residuals.png"})
