@@ -9,6 +9,7 @@ filled in. The resolved config is what a run saves, and `load(dump(c)) == c`.
 from __future__ import annotations
 
 import difflib
+import os
 import types
 import typing
 from pathlib import Path
@@ -308,8 +309,34 @@ def load(path: str | Path, overrides: list[str] | None = None) -> Config:
     """Read, merge `base:`, apply overrides and validate a config file."""
     path = Path(path)
     raw = _resolve_base(read_yaml(path), path)
+    raw = _anchor_paths(raw, path.parent)  # data paths written in the file: relative to its folder
     raw = apply_overrides(raw, overrides)
+    raw = _anchor_paths(raw, Path.cwd())  # paths given with --set: relative to the current directory
     return validate(raw)
+
+
+def _anchor_paths(raw: dict, folder: Path) -> dict:
+    """Make relative file paths in `data` absolute, for dataset parameters marked `config_relative`.
+
+    The saved config of a run then points at the same file whatever directory eval runs from.
+    """
+    data = raw.get("data")
+    if not isinstance(data, dict) or not isinstance(data.get("name"), str):
+        return raw
+    from lstmctl.registry import DATASETS
+
+    try:
+        params = DATASETS.get(data["name"]).params
+    except ConfigError:
+        return raw  # validate() reports the unknown name
+    data = dict(data)
+    for key, field in params.model_fields.items():
+        extra = field.json_schema_extra if isinstance(field.json_schema_extra, dict) else {}
+        value = data.get(key)
+        if extra.get("config_relative") and isinstance(value, str) and value and not value.startswith("~"):
+            if not Path(value).is_absolute():
+                data[key] = os.path.normpath(folder.resolve() / value)
+    return {**raw, "data": data}
 
 
 def loads(text: str, overrides: list[str] | None = None) -> Config:

@@ -37,9 +37,11 @@ def resolve_device(spec: str) -> torch.device:
     return torch.device(want)
 
 
-def build_bundle(cfg: Config) -> DataBundle:
+def build_bundle(cfg: Config, state: dict | None = None) -> DataBundle:
+    """Build the dataset; `state` (a run's data_state.json) makes fitted transforms (scalers) reuse the saved numbers."""
     entry = DATASETS.get(cfg.data["name"])
-    return entry.builder(cfg.data_params(), seed=cfg.seed, val_fraction=cfg.train.val_fraction)
+    extra = {"state": state} if state else {}  # only builders with fitted state accept it
+    return entry.builder(cfg.data_params(), seed=cfg.seed, val_fraction=cfg.train.val_fraction, **extra)
 
 
 def build_model(cfg: Config, bundle: DataBundle) -> nn.Module:

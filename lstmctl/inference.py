@@ -10,7 +10,7 @@ from lstmctl import metrics
 from lstmctl.config import Config
 from lstmctl.data.base import DataBundle, Split
 from lstmctl.errors import UserError
-from lstmctl.experiment import build_bundle, build_model
+from lstmctl.experiment import build_bundle, build_model, load_data_state
 from lstmctl.runs import RunDir
 from lstmctl.train import checkpoint as ckpt
 from lstmctl.train.loop import EVAL_BATCH, seed_everything
@@ -35,7 +35,7 @@ def open_run(run: RunDir, which: str = "best") -> LoadedRun:
         raise UserError(f"run {run.id} has no {which}.pt checkpoint yet; train it further or use lstmctl resume {run.id}")
     state = ckpt.load(path)
     seed_everything(cfg.seed)
-    bundle = build_bundle(cfg)
+    bundle = build_bundle(cfg, load_data_state(run.data_state))  # transform exactly as training did
     model = build_model(cfg, bundle)
     try:
         model.load_state_dict(state["model"])
@@ -65,4 +65,7 @@ def score(loaded: LoadedRun, split_name: str) -> dict:
     if task.classification:
         return metrics.classification(out, split.y, loaded.bundle.output_size)
     b = loaded.bundle
+    naive = (b.meta.get("naive") or {}).get(split_name)
+    if naive is not None:  # a forecast: report the naive last-value forecast and MASE beside the model
+        return metrics.forecast(b.inverse_target(out), b.inverse_target(split.y), naive, b.meta.get("mase_scale"))
     return metrics.regression(b.inverse_target(out), b.inverse_target(split.y))

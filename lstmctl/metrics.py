@@ -23,6 +23,29 @@ def regression(pred: torch.Tensor, target: torch.Tensor) -> dict[str, float]:
     return out
 
 
+def mase(pred: torch.Tensor, target: torch.Tensor, scale: float | None) -> float | None:
+    """Mean absolute scaled error: the model's MAE over the naive forecast's MAE on the training series.
+
+    Below 1: better than the naive (last-value) forecast was in-sample. None when the scale is 0 or unknown.
+    """
+    if scale is None or not scale > 0:
+        return None
+    err = (pred.detach().double() - target.detach().double()).abs().mean()
+    return float(err / scale)
+
+
+def forecast(pred: torch.Tensor, target: torch.Tensor, naive: torch.Tensor, mase_scale: float | None) -> dict:
+    """Regression metrics and MASE for the model, and the same for the naive forecast as `naive_*` keys."""
+    out = regression(pred, target)
+    out["mase"] = mase(pred, target, mase_scale)
+    base = regression(naive, target)
+    base["mase"] = mase(naive, target, mase_scale)
+    out.update({f"naive_{k}": v for k, v in base.items()})
+    if out["mae"] is not None and base["mae"]:
+        out["mae_vs_naive"] = out["mae"] / base["mae"]  # < 1: the model beats the last-value forecast
+    return out
+
+
 def classification(logits: torch.Tensor, target: torch.Tensor, num_classes: int) -> dict:
     pred = logits.argmax(-1).reshape(-1)
     t = target.reshape(-1)

@@ -1,0 +1,293 @@
+"""mnist and fashion_mnist: each 28×28 image read row by row, a 28-step sequence of 28 features.
+
+Files are found in this order: `data.root`, `$LSTMCTL_DATA_DIR` (and its `<name>/` folder), the cache
+`~/.cache/lstmctl/<name>` (`$XDG_CACHE_HOME` respected), then system locations (Debian's
+`dataset-fashion-mnist` package installs `/usr/share/datasets/fashion-mnist`). `download: true`
+fetches the four files from the mirrors torchvision uses, checks each md5 and renames into place
+only when it matches, so an interrupted download never leaves a half file under the real name.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+import torch
+from pydantic import Field
+
+from lstmctl.config import Strict
+from lstmctl.data.base import DataBundle, Split, Task, carve_val
+from lstmctl.data.idx import read_idx
+from lstmctl.errors import UserError
+from lstmctl.registry import register_dataset
+
+FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
+
+
+@dataclass(frozen=True)
+class Source:
+    name: str
+    title: str
+    mirrors: tuple[str, ...]
+    md5: dict[str, str]  # of the .gz files
+    classes: tuple[str, ...]
+    system_dirs: tuple[str, ...]
+    package_hint: str = ""
+
+
+SOURCES = {
+    "mnist": Source(
+        "mnist",
+        "MNIST",
+        ("https://ossci-datasets.s3.amazonaws.com/mnist/", "http://yann.lecun.com/exdb/mnist/"),
+        {
+            "train-images-idx3-ubyte.gz": "f68b3c2dcbeaaa9fbdd348bbdeb94873",
+            "train-labels-idx1-ubyte.gz": "d53e105ee54ea40749a09fcbcd1e9432",
+            "t10k-images-idx3-ubyte.gz": "9fb629c4189551a2d022fa330f9573f3",
+            "t10k-labels-idx1-ubyte.gz": "ec29112dd5afa0611ce80d1b7f02629c",
+        },
+        tuple(str(i) for i in range(10)),
+        ("/usr/share/datasets/mnist", "/usr/local/share/datasets/mnist"),
+    ),
+    "fashion_mnist": Source(
+        "fashion_mnist",
+        "Fashion-MNIST",
+        ("http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/",),
+        {
+            "train-images-idx3-ubyte.gz": "8d4fb7e6c68d591d4c3dfef9ec88bf0d",
+            "train-labels-idx1-ubyte.gz": "25c81989df183df01b3e8a0aad5dffbe",
+            "t10k-images-idx3-ubyte.gz": "bef4ecab320f06d8554ea6380940ec79",
+            "t10k-labels-idx1-ubyte.gz": "bb300cfdad3c16e7a12a480ee83cd310",
+        },
+        ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"),
+        ("/usr/share/datasets/fashion-mnist", "/usr/local/share/datasets/fashion-mnist"),
+        " or install Debian's package: sudo apt-get install dataset-fashion-mnist",
+    ),
+}
+
+
+class MnistParams(Strict):
+    root: str | None = Field(
+        None,
+        description="folder holding the four IDX files (.gz or raw); searched first, and where download writes "
+        "(relative to the config file's folder)",
+        json_schema_extra={"config_relative": True},
+    )
+    download: bool = Field(False, description="fetch missing files from the public mirrors (md5-checked)")
+    mirrors: list[str] | None = Field(
+        None, description="base URLs to download from, tried in order; null = the mirrors torchvision uses"
+    )
+    subset: int | None = Field(None, ge=1, description="use only the first N images of each split (quick runs)")
+    normalize: Literal["standard", "unit", "none"] = Field(
+        "standard",
+        description="standard: zero mean, unit std (statistics of the training images); unit: pixels/255; none: 0..255",
+    )
+
+
+def cache_dir(name: str) -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "lstmctl" / name
+
+
+def search_dirs(src: Source, root: str | None) -> list[Path]:
+    dirs: list[Path] = []
+    if root:
+        dirs += [Path(root).expanduser(), Path(root).expanduser() / src.name]
+    env = os.environ.get("LSTMCTL_DATA_DIR")
+    if env:
+        dirs += [Path(env).expanduser(), Path(env).expanduser() / src.name]
+    dirs.append(cache_dir(src.name))
+    dirs += [Path(d) for d in src.system_dirs]
+    seen, out = set(), []
+    for d in dirs:
+        if d not in seen:
+            seen.add(d)
+            out.append(d)
+    return out
+
+
+def _find_in(folder: Path) -> dict[str, Path]:
+    found = {}
+    for stem in FILES:
+        for cand in (folder / f"{stem}.gz", folder / stem):
+            if cand.is_file():
+                found[stem] = cand
+                break
+    return found
+
+
+def download_dir(src: Source, root: str | None) -> Path:
+    if root:
+        return Path(root).expanduser()
+    env = os.environ.get("LSTMCTL_DATA_DIR")
+    return Path(env).expanduser() / src.name if env else cache_dir(src.name)
+
+
+def locate(src: Source, root: str | None, download: bool, mirrors: list[str] | None) -> dict[str, Path]:
+    """The four files, from the first folder that has all of them; download if allowed."""
+    dirs = search_dirs(src, root)
+    partial = []
+    for d in dirs:
+        found = _find_in(d)
+        if len(found) == len(FILES):
+            return found
+        if found:
+            partial.append(f"{d} lacks {', '.join(s for s in FILES if s not in found)}")
+    dest = download_dir(src, root)
+    if download:
+        fetch_all(src, dest, mirrors)
+        return _find_in(dest)
+    names = ", ".join(f"{s}.gz" for s in FILES)
+    also = f" ({'; '.join(partial)})" if partial else ""
+    raise UserError(
+        f"{src.title} files not found: need {names} (gzipped or not) in one folder; searched "
+        f"{', '.join(map(str, dirs))}{also}. Get them with data.download: true (saves into {dest}), put them in "
+        f"data.root or $LSTMCTL_DATA_DIR{src.package_hint}"
+    )
+
+
+def _md5(path: Path) -> str:
+    h = hashlib.md5(usedforsecurity=False)
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def fetch_all(src: Source, dest: Path, mirrors: list[str] | None = None) -> None:
+    """Download the missing .gz files into `dest`, md5-checked, with a progress bar on stderr."""
+    from rich.console import Console
+    from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TransferSpeedColumn
+
+    try:
+        dest.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise UserError(f"cannot create {dest} to download {src.title} into: {e.strerror}; set data.root to a writable folder") from None
+    urls = list(mirrors) if mirrors else list(src.mirrors)
+    have = _find_in(dest)
+    console = Console(stderr=True)
+    with Progress(
+        TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TransferSpeedColumn(), console=console
+    ) as progress:
+        for stem in FILES:
+            if stem in have:
+                continue
+            fname = f"{stem}.gz"
+            errors = []
+            for base in urls:
+                url = base if base.endswith("/") else base + "/"
+                url += fname
+                try:
+                    _fetch_one(url, dest / fname, src.md5[fname], progress)
+                    break
+                except _FetchError as e:
+                    errors.append(f"{url}: {e}")
+            else:
+                raise UserError(
+                    f"could not download {src.title} file {fname}: {'; '.join(errors)}. Check the network, or place the "
+                    f"four files in {dest} yourself{src.package_hint}"
+                )
+
+
+class _FetchError(Exception):
+    pass
+
+
+def _fetch_one(url: str, target: Path, md5: str, progress) -> None:
+    tmp = target.with_name(f".{target.name}.{os.getpid()}.part")
+    try:
+        try:
+            with urllib.request.urlopen(url, timeout=30) as r, open(tmp, "wb") as out:  # noqa: S310 (http/https/file only)
+                total = r.headers.get("Content-Length")
+                task = progress.add_task(target.name, total=int(total) if total else None)
+                h = hashlib.md5(usedforsecurity=False)
+                while block := r.read(1 << 16):
+                    out.write(block)
+                    h.update(block)
+                    progress.advance(task, len(block))
+                out.flush()
+                os.fsync(out.fileno())
+        except (urllib.error.URLError, OSError, ValueError) as e:
+            raise _FetchError(getattr(e, "reason", None) or str(e)) from None
+        if h.hexdigest() != md5:
+            raise _FetchError(f"md5 mismatch (got {h.hexdigest()}, expected {md5})")
+        os.replace(tmp, target)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def load_arrays(files: dict[str, Path]) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    xs_tr = read_idx(files["train-images-idx3-ubyte"], 3)
+    ys_tr = read_idx(files["train-labels-idx1-ubyte"], 1)
+    xs_te = read_idx(files["t10k-images-idx3-ubyte"], 3)
+    ys_te = read_idx(files["t10k-labels-idx1-ubyte"], 1)
+    for xs, ys, a, b in ((xs_tr, ys_tr, "train-images", "train-labels"), (xs_te, ys_te, "t10k-images", "t10k-labels")):
+        if len(xs) != len(ys):
+            raise UserError(
+                f"{files[a + '-idx3-ubyte'].parent}: {a} holds {len(xs)} images but {b} holds {len(ys)} labels; "
+                "the files do not belong together (fetch them again)"
+            )
+        if len(ys) and (ys.min() < 0 or ys.max() > 9):
+            raise UserError(f"{files[b + '-idx1-ubyte']}: labels must be 0..9, found {int(ys.min())}..{int(ys.max())}")
+    return xs_tr, ys_tr, xs_te, ys_te
+
+
+def _build(name: str, p: MnistParams, val_fraction: float, state: dict | None) -> DataBundle:
+    src = SOURCES[name]
+    files = locate(src, p.root, p.download, p.mirrors)
+    xs_tr, ys_tr, xs_te, ys_te = load_arrays(files)
+    if p.subset is not None:
+        xs_tr, ys_tr, xs_te, ys_te = xs_tr[: p.subset], ys_tr[: p.subset], xs_te[: p.subset], ys_te[: p.subset]
+    train = Split(torch.from_numpy(xs_tr.astype(np.float32)), torch.from_numpy(ys_tr.astype(np.int64)))
+    test = Split(torch.from_numpy(xs_te.astype(np.float32)), torch.from_numpy(ys_te.astype(np.int64)))
+    train, val = carve_val(train, val_fraction, "training images")
+    saved = state or {}
+    if p.normalize == "standard":
+        if "pixel_mean" in saved:
+            mean, std = float(saved["pixel_mean"]), float(saved["pixel_std"])
+        else:  # statistics of the training images only (validation and test are never looked at)
+            mean, std = float(train.x.double().mean()), float(train.x.double().std())
+        std = std if std > 0 else 1.0
+    elif p.normalize == "unit":
+        mean, std = 0.0, 255.0
+    else:
+        mean, std = 0.0, 1.0
+    for s in (train, val, test):
+        if s is not None:
+            s.x.sub_(mean).div_(std)
+    return DataBundle(
+        task=Task.CLASSIFICATION,
+        train=train,
+        val=val,
+        test=test,
+        input_size=28,
+        output_size=10,
+        meta={
+            "kind": "images",
+            "class_names": list(src.classes),
+            "image_shape": [28, 28],
+            # pixel (0..255) = x * pixel_scale + pixel_offset: to show the images as they were
+            "pixel_scale": std,
+            "pixel_offset": mean,
+            "files": {k: str(v) for k, v in files.items()},
+        },
+        state={"normalize": p.normalize, "pixel_mean": mean, "pixel_std": std},
+    )
+
+
+@register_dataset("mnist", MnistParams)
+def build_mnist(p: MnistParams, seed: int, val_fraction: float = 0.0, state: dict | None = None) -> DataBundle:
+    """Handwritten digits, 28 rows of 28 pixels per image, 10 classes (60,000 train / 10,000 test)."""
+    return _build("mnist", p, val_fraction, state)
+
+
+@register_dataset("fashion_mnist", MnistParams)
+def build_fashion_mnist(p: MnistParams, seed: int, val_fraction: float = 0.0, state: dict | None = None) -> DataBundle:
+    """Zalando's clothing images, 28 rows of 28 pixels per image, 10 classes (60,000 train / 10,000 test)."""
+    return _build("fashion_mnist", p, val_fraction, state)

@@ -1,0 +1,205 @@
+"""mnist / fashion_mnist: finding files, normalisation, subsets, downloads (offline), real-data training."""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import hashlib
+import http.server
+import json
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from lstmctl.data import mnist as mn
+from lstmctl.data.base import Task
+from lstmctl.data.idx import write_idx
+from lstmctl.errors import UserError
+
+SYSTEM_FASHION = Path("/usr/share/datasets/fashion-mnist")
+
+
+def fake_files(folder: Path, n_train=40, n_test=12, gz=True, seed=0) -> dict[str, str]:
+    """Four small IDX files; returns their md5s by file name (for the download tests)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    arrays = {
+        "train-images-idx3-ubyte": rng.integers(0, 256, (n_train, 28, 28), dtype=np.uint8),
+        "train-labels-idx1-ubyte": (np.arange(n_train) % 10).astype(np.uint8),
+        "t10k-images-idx3-ubyte": rng.integers(0, 256, (n_test, 28, 28), dtype=np.uint8),
+        "t10k-labels-idx1-ubyte": (np.arange(n_test) % 10).astype(np.uint8),
+    }
+    md5 = {}
+    for stem, arr in arrays.items():
+        p = write_idx(folder / (stem + (".gz" if gz else "")), arr)
+        md5[p.name] = hashlib.md5(p.read_bytes()).hexdigest()
+    return md5
+
+
+@pytest.fixture
+def no_system(monkeypatch, tmp_path):
+    """No cache or system folders: only what a test puts in place counts."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    monkeypatch.delenv("LSTMCTL_DATA_DIR", raising=False)
+    for name in ("mnist", "fashion_mnist"):
+        monkeypatch.setitem(mn.SOURCES, name, dataclasses.replace(mn.SOURCES[name], system_dirs=(str(tmp_path / "sys"),)))
+
+
+def build(name="mnist", val_fraction=0.0, **kw):
+    builder = mn.build_mnist if name == "mnist" else mn.build_fashion_mnist
+    return builder(mn.MnistParams(**kw), 0, val_fraction)
+
+
+@pytest.mark.parametrize("gz", [True, False])
+def test_shapes_dtypes_and_standard_normalisation(tmp_path, no_system, gz):
+    fake_files(tmp_path / "d", gz=gz)
+    b = build(root=str(tmp_path / "d"), val_fraction=0.25)
+    assert b.task is Task.CLASSIFICATION and b.input_size == 28 and b.output_size == 10
+    assert b.train.x.shape == (30, 28, 28) and b.val.x.shape == (10, 28, 28) and b.test.x.shape == (12, 28, 28)
+    assert b.train.x.dtype == torch.float32 and b.train.y.dtype == torch.int64
+    assert int(b.train.y.min()) >= 0 and int(b.train.y.max()) <= 9
+    # standardised with the statistics of the training images alone
+    assert abs(float(b.train.x.mean())) < 1e-5 and abs(float(b.train.x.std()) - 1) < 1e-3
+    assert b.state["normalize"] == "standard" and 0 < b.state["pixel_std"]
+    assert b.meta["kind"] == "images" and b.meta["image_shape"] == [28, 28] and len(b.meta["class_names"]) == 10
+    # the meta's pixel scale maps inputs back to 0..255
+    pix = b.test.x * b.meta["pixel_scale"] + b.meta["pixel_offset"]
+    assert float(pix.min()) > -1e-3 and float(pix.max()) < 255 + 1e-3
+
+
+def test_unit_and_none_normalisation_subset_and_saved_state(tmp_path, no_system):
+    fake_files(tmp_path / "d")
+    unit = build(root=str(tmp_path / "d"), normalize="unit", subset=5)
+    assert len(unit.train) == 5 and len(unit.test) == 5
+    assert 0 <= float(unit.train.x.min()) and float(unit.train.x.max()) <= 1
+    raw = build(root=str(tmp_path / "d"), normalize="none")
+    assert float(raw.train.x.max()) > 1 and torch.equal(raw.train.x.round(), raw.train.x)
+    again = mn.build_mnist(mn.MnistParams(root=str(tmp_path / "d"), subset=5), 0, 0.0, state={"pixel_mean": 10.0, "pixel_std": 2.0})
+    torch.testing.assert_close(again.train.x, (raw.train.x[:5] - 10) / 2)
+
+
+def test_search_order_env_and_cache(tmp_path, no_system, monkeypatch):
+    fake_files(tmp_path / "cache" / "lstmctl" / "mnist", n_train=20)
+    assert len(build().train) == 20  # the cache folder
+    fake_files(tmp_path / "env" / "mnist", n_train=30)
+    monkeypatch.setenv("LSTMCTL_DATA_DIR", str(tmp_path / "env"))
+    assert len(build().train) == 30  # $LSTMCTL_DATA_DIR/<name> before the cache
+    fake_files(tmp_path / "root", n_train=10)
+    assert len(build(root=str(tmp_path / "root")).train) == 10  # data.root first
+
+
+def test_missing_files_error_names_files_dirs_and_remedies(tmp_path, no_system):
+    (tmp_path / "half").mkdir()
+    write_idx(tmp_path / "half" / "train-images-idx3-ubyte.gz", np.zeros((2, 28, 28), np.uint8))
+    with pytest.raises(UserError) as e:
+        build("fashion_mnist", root=str(tmp_path / "half"))
+    msg = str(e.value)
+    assert "\n" not in msg
+    for f in mn.FILES:
+        assert f in msg
+    for d in (tmp_path / "half", tmp_path / "cache" / "lstmctl" / "fashion_mnist", tmp_path / "sys"):
+        assert str(d) in msg
+    assert "lacks train-labels-idx1-ubyte" in msg
+    assert "data.download: true" in msg and "apt-get install dataset-fashion-mnist" in msg
+
+
+def test_mismatched_counts_and_bad_labels(tmp_path, no_system):
+    fake_files(tmp_path / "d")
+    write_idx(tmp_path / "d" / "train-labels-idx1-ubyte.gz", np.zeros(39, np.uint8))
+    with pytest.raises(UserError, match="40 images but train-labels holds 39 labels"):
+        build(root=str(tmp_path / "d"))
+    write_idx(tmp_path / "d" / "train-labels-idx1-ubyte.gz", np.full(40, 12, np.uint8))
+    with pytest.raises(UserError, match="labels must be 0..9"):
+        build(root=str(tmp_path / "d"))
+
+
+class _Quiet(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, *a):
+        pass
+
+
+@pytest.fixture
+def http_mirror(tmp_path):
+    """A local HTTP server on 127.0.0.1 serving tmp_path/mirror; yields (base_url, md5s)."""
+    md5 = fake_files(tmp_path / "mirror")
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(_Quiet, directory=str(tmp_path / "mirror")))
+    t = threading.Thread(target=server.serve_forever, daemon=True)
+    t.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/", md5
+    server.shutdown()
+    server.server_close()
+
+
+def _with_md5(monkeypatch, md5):
+    monkeypatch.setitem(mn.SOURCES, "mnist", dataclasses.replace(mn.SOURCES["mnist"], md5=md5))
+
+
+def test_download_over_http_with_a_dead_mirror_first(tmp_path, no_system, monkeypatch, http_mirror):
+    url, md5 = http_mirror
+    _with_md5(monkeypatch, md5)
+    dead = "http://127.0.0.1:9/"  # discard port: connection refused
+    b = build(root=str(tmp_path / "dl"), download=True, mirrors=[dead, url])
+    assert len(b.train) == 40
+    assert sorted(p.name for p in (tmp_path / "dl").iterdir()) == sorted(md5)  # no .part files left
+    for name, h in md5.items():
+        assert hashlib.md5((tmp_path / "dl" / name).read_bytes()).hexdigest() == h
+    # second build finds the files and downloads nothing (the mirror list is unreachable now)
+    assert len(build(root=str(tmp_path / "dl"), download=True, mirrors=[dead]).train) == 40
+
+
+def test_download_from_file_url_into_cache(tmp_path, no_system, monkeypatch):
+    md5 = fake_files(tmp_path / "mirror")
+    _with_md5(monkeypatch, md5)
+    b = build(download=True, mirrors=[(tmp_path / "mirror").as_uri()])
+    assert len(b.test) == 12
+    assert (tmp_path / "cache" / "lstmctl" / "mnist" / "t10k-images-idx3-ubyte.gz").is_file()
+
+
+def test_checksum_mismatch_and_failed_download_are_clear_errors(tmp_path, no_system, monkeypatch, http_mirror):
+    url, md5 = http_mirror
+    _with_md5(monkeypatch, {k: "0" * 32 for k in md5})
+    with pytest.raises(UserError, match=r"could not download MNIST file train-images-idx3-ubyte.gz: .*md5 mismatch"):
+        build(root=str(tmp_path / "dl"), download=True, mirrors=[url])
+    assert list((tmp_path / "dl").iterdir()) == []  # nothing half-written under any name
+    with pytest.raises(UserError) as e:
+        build(root=str(tmp_path / "dl"), download=True, mirrors=["http://127.0.0.1:9/"])
+    assert "could not download MNIST" in str(e.value) and "Check the network" in str(e.value)
+    assert "\n" not in str(e.value)
+
+
+def test_cli_missing_data_is_exit_2_one_line(tmp_path, no_system, cli, write_config):
+    path = write_config({"data": {"name": "mnist", "root": "nowhere"}})
+    r = cli("train", path, ok=False)
+    assert r.exit_code == 2
+    assert "MNIST files not found" in r.output and "Traceback" not in r.output
+    assert str(tmp_path / "nowhere") in r.output  # root is relative to the config file's folder
+
+
+def test_cli_trains_and_evaluates_on_small_files(tmp_path, no_system, cli, write_config):
+    fake_files(tmp_path / "d")
+    path = write_config({"data": {"name": "mnist", "root": "d"}, "model": {"name": "lstm", "hidden_size": 8},
+                         "train": {"epochs": 2, "batch_size": 16, "val_fraction": 0.2}})
+    cli("train", path, "--quiet")
+    r = cli("eval", "latest", "--json")
+    m = json.loads(r.output)["metrics"]
+    assert 0 <= m["accuracy"] <= 1 and np.array(m["confusion_matrix"]).sum() == 12
+
+
+@pytest.mark.skipif(not SYSTEM_FASHION.is_dir(), reason=f"Fashion-MNIST files absent ({SYSTEM_FASHION}); "
+                    "install them with: apt-get install dataset-fashion-mnist")
+def test_real_fashion_mnist_row_lstm_beats_chance(cli, write_config):
+    """A short training run on the real files: far above the 10% of chance."""
+    path = write_config({
+        "data": {"name": "fashion_mnist", "subset": 2000},
+        "model": {"name": "lstm", "hidden_size": 32},
+        "train": {"epochs": 2, "batch_size": 32, "lr": 0.01},
+    })
+    t0 = time.perf_counter()
+    cli("train", path, "--quiet")
+    m = json.loads(cli("eval", "latest", "--json").output)["metrics"]
+    assert m["accuracy"] > 0.5, m["accuracy"]  # chance: 0.1
+    assert time.perf_counter() - t0 < 120

@@ -1,0 +1,192 @@
+"""tabular: window alignment, chronological splits without leakage, scaling, missing cells, errors."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import yaml
+from numpy.lib.stride_tricks import sliding_window_view
+
+from lstmctl.data.tabular import TabularParams, build_tabular
+from lstmctl.errors import UserError
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def write_csv(path: Path, header: list[str], rows) -> Path:
+    lines = [",".join(header)] + [",".join(str(v) for v in r) for r in rows]
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def random_table(tmp_path, n=60, cols=3, seed=0):
+    rng = np.random.default_rng(seed)
+    data = rng.normal(size=(n, cols)) * [1, 10, 100][:cols] + [0, 5, -50][:cols]
+    header = [f"c{i}" for i in range(cols)]
+    return write_csv(tmp_path / f"t{seed}.csv", ["date"] + header, [[f"d{i}"] + list(r) for i, r in enumerate(data)]), data
+
+
+def build(path, val_fraction=0.0, state=None, **kw):
+    kw.setdefault("target", "c0")
+    return build_tabular(TabularParams(path=str(path), **kw), 0, val_fraction, state)
+
+
+@pytest.mark.parametrize("seed,window,horizon,stride", [(0, 5, 1, 1), (1, 3, 4, 2), (2, 10, 2, 3), (3, 1, 1, 1)])
+def test_windows_match_sliding_window_view(tmp_path, seed, window, horizon, stride):
+    path, data = random_table(tmp_path, n=70, seed=seed)
+    b = build(path, 0.1, window=window, horizon=horizon, stride=stride, scale="none", date_column="date",
+              features=["c0", "c1", "c2"], test_fraction=0.25)
+    # the reference: every window of `window` rows, their targets `horizon` rows after the last one
+    views = sliding_window_view(data, window, axis=0).transpose(0, 2, 1)  # (n - window + 1, window, F)
+    n_win = len(data) - window - horizon + 1
+    ref_x = views[:n_win][::stride]
+    ref_y = data[window - 1 + horizon :, 0][:n_win][::stride]
+    got_x = torch.cat([s.x for s in (b.train, b.val, b.test) if s is not None]).double().numpy()
+    got_y = torch.cat([s.y for s in (b.train, b.val, b.test) if s is not None]).double().numpy()[:, 0]
+    np.testing.assert_allclose(got_x, ref_x, rtol=1e-6, atol=1e-4)
+    np.testing.assert_allclose(got_y, ref_y, rtol=1e-6, atol=1e-4)
+    assert got_x.dtype == np.float64 and b.train.x.dtype == torch.float32 and b.train.y.shape[1] == 1
+    # the naive forecast is the target's value at each window's last row
+    rows = np.concatenate([b.meta["rows"][k] for k in ("train", "val", "test") if k in b.meta["rows"]])
+    naive = torch.cat([b.meta["naive"][k] for k in ("train", "val", "test") if k in b.meta["naive"]]).numpy()[:, 0]
+    np.testing.assert_allclose(naive, data[rows - horizon, 0], rtol=1e-6, atol=1e-4)
+    assert b.meta["split_dates"]["test"] == [f"d{r}" for r in b.meta["rows"]["test"]]
+
+
+@pytest.mark.parametrize("scale", ["standard", "minmax"])
+def test_scaler_fitted_on_training_rows_only_and_inverted(tmp_path, scale):
+    path, data = random_table(tmp_path, n=80, seed=5)
+    b = build(path, 0.2, window=6, scale=scale, date_column="date", test_fraction=0.2)
+    n_tr = b.state["rows"]["train"]
+    assert b.meta["split_rows"]["val_start"] == n_tr and n_tr == 80 - 16 - 13
+    train_rows = data[:n_tr]
+    if scale == "standard":
+        exp_off, exp_scale = train_rows.mean(0), train_rows.std(0)
+    else:
+        exp_off, exp_scale = train_rows.min(0), train_rows.max(0) - train_rows.min(0)
+    np.testing.assert_allclose(b.state["offset"], exp_off, rtol=1e-12)
+    np.testing.assert_allclose(b.state["scale"], exp_scale, rtol=1e-12)
+    assert b.state["target_scale"] == {"scale": [exp_scale[0]], "offset": [exp_off[0]]}
+    json.dumps(b.state)  # plain numbers
+    # inverse_target gives the original units back
+    orig = torch.from_numpy(data[b.meta["rows"]["test"], 0]).float().unsqueeze(1)
+    torch.testing.assert_close(b.inverse_target(b.test.y), orig, rtol=1e-5, atol=1e-4)
+    # a saved state wins over refitting (eval transforms exactly as training did)
+    st = dict(b.state, offset=[0.0] * 3, scale=[2.0] * 3)
+    b2 = build(path, 0.2, state=st, window=6, scale=scale, date_column="date", test_fraction=0.2)
+    torch.testing.assert_close(b2.test.y, orig / 2, rtol=1e-5, atol=1e-4)
+
+
+def test_no_leakage_between_splits(tmp_path):
+    path, _ = random_table(tmp_path, n=100, seed=7)
+    b = build(path, 0.15, window=8, horizon=3, date_column="date", test_fraction=0.2)
+    rows = b.meta["rows"]
+    val_start, test_start = b.meta["split_rows"]["val_start"], b.meta["split_rows"]["test_start"]
+    assert max(rows["train"]) < val_start <= min(rows["val"]) <= max(rows["val"]) < test_start <= min(rows["test"])
+    assert not set(rows["test"]) & set(rows["train"]) and not set(rows["test"]) & set(rows["val"])
+    # every input row of a training window lies before the first validation row
+    first_input = np.array(rows["train"]) - 3 - 8 + 1
+    assert (first_input >= 0).all() and (np.array(rows["train"]) - 3 < val_start).all()
+    assert len(b.train) + len(b.val) + len(b.test) == 100 - 8 - 3 + 1
+
+
+def test_default_features_are_numeric_columns_and_univariate_works(tmp_path):
+    path = write_csv(tmp_path / "u.csv", ["year", "label", "v"], [[1900 + i, "x", i * i % 7] for i in range(30)])
+    b = build(path, target="v", window=4, date_column="year")
+    assert b.meta["features"] == ["v"] and b.input_size == 1  # 'label' is text, 'year' the date column
+    one = write_csv(tmp_path / "one.csv", ["v"], [[i] for i in range(12)])
+    assert build(one, target="v", window=3).input_size == 1
+
+
+def test_missing_values(tmp_path):
+    rows = [[i, float(i), 2.0 * i] for i in range(20)]
+    rows[5][1] = ""
+    rows[6][1] = "NA"
+    rows[9][2] = "nan"
+    path = write_csv(tmp_path / "m.csv", ["t", "a", "b"], rows)
+    with pytest.raises(UserError, match=r"3 missing values in used columns, first at line 7 column 'a', line 8 column 'a', "
+                       r"line 11 column 'b'; set data.missing"):
+        build(path, target="a", features=["a", "b"], window=3)
+    b = build(path, target="a", features=["a", "b"], window=3, missing="interpolate", scale="none")
+    assert b.meta["series"][5:7] == [5.0, 6.0]  # linear between rows 4 and 7
+    b = build(path, target="a", features=["a", "b"], window=3, missing="ffill", scale="none")
+    assert b.meta["series"][5:7] == [4.0, 4.0]
+    b = build(path, target="a", features=["a", "b"], window=3, missing="drop", scale="none", date_column="t")
+    assert len(b.meta["series"]) == 17 and "5" not in b.meta["dates"] and "9" not in b.meta["dates"]
+    lead = write_csv(tmp_path / "lead.csv", ["a", "b"], [["", 1], ["", 1]] + [[i, 1] for i in range(10)])
+    assert build(lead, target="a", window=2, missing="ffill", scale="none").meta["series"][:3] == [0.0, 0.0, 0.0]
+
+
+@pytest.mark.parametrize(
+    "content,kw,pattern",
+    [
+        ("", {}, "is empty: expected a header row"),
+        ("a,b\n", {"target": "a"}, r"has a header \(a, b\) but no data rows"),
+        ("a,b\n1,2\n3\n", {"target": "a"}, "line 3: 1 fields but the header has 2"),
+        ("a,b\n" + "1,x\n" * 20, {"target": "a", "features": ["a", "b"]}, r"column 'b' \(used\) is not numeric: line 2 holds 'x'"),
+        ("a,b\n" + "1,2\n" * 20, {"target": "price"}, r"data.target: column 'price' is not in .*columns: a, b"),
+        ("price,b\n" + "1,2\n" * 20, {"target": "prices"}, r"did you mean 'price'"),
+        ("a,b\n" + "1,2\n" * 20, {"target": "a", "features": ["a", "c"]}, r"data.features: column 'c'"),
+        ("a,b\n" + "1,2\n" * 10, {"target": "a", "window": 8, "horizon": 3},
+         r"10 usable rows but window \(8\) \+ horizon \(3\) needs 11"),
+        ("a,b\n" + "1,2\n" * 12, {"target": "a", "window": 8, "horizon": 3},
+         r"training part has 10 rows \(of 12\) but one window needs window \(8\) \+ horizon \(3\) = 11"),
+        ("a,a\n" + "1,2\n" * 12, {"target": "a"}, "appears more than once"),
+    ],
+)
+def test_clear_errors(tmp_path, content, kw, pattern):
+    p = tmp_path / "bad.csv"
+    p.write_text(content)
+    with pytest.raises(UserError, match=pattern) as e:
+        build(p, **kw)
+    assert "\n" not in str(e.value)
+
+
+def test_missing_file(tmp_path):
+    with pytest.raises(UserError, match="CSV file not found: .*nope.csv"):
+        build(tmp_path / "nope.csv")
+
+
+def test_path_relative_to_the_config_folder_and_eval_elsewhere(tmp_path, cli, monkeypatch):
+    """The config's folder anchors data.path; the run saves the absolute path, so eval works from anywhere."""
+    (tmp_path / "proj" / "data").mkdir(parents=True)
+    write_csv(tmp_path / "proj" / "data" / "s.csv", ["v"], [[np.sin(i / 3)] for i in range(60)])
+    cfg = {"name": "rel", "seed": 0, "device": "cpu",
+           "data": {"name": "tabular", "path": "data/s.csv", "target": "v", "window": 5},
+           "model": {"name": "lstm", "hidden_size": 4}, "train": {"epochs": 2, "batch_size": 8}}
+    (tmp_path / "proj" / "cfg.yaml").write_text(yaml.safe_dump(cfg))
+    (tmp_path / "elsewhere").mkdir()
+    monkeypatch.chdir(tmp_path / "elsewhere")
+    cli("train", tmp_path / "proj" / "cfg.yaml", "--quiet")
+    saved = yaml.safe_load(next((tmp_path / "runs").glob("*/config.yaml")).read_text())
+    assert saved["data"]["path"] == str(tmp_path / "proj" / "data" / "s.csv")
+    monkeypatch.chdir(tmp_path)
+    m = json.loads(cli("eval", "latest", "--json").output)["metrics"]
+    for k in ("mse", "rmse", "mae", "mape", "smape", "r2", "mase", "naive_mse", "naive_mae", "naive_mase", "mae_vs_naive"):
+        assert k in m
+    # the saved scaler is used at eval time, and a changed file is refused rather than silently refitted
+    state = json.loads(next((tmp_path / "runs").glob("*/data_state.json")).read_text())
+    assert state["target_scale"]["scale"][0] > 0 and state["columns"] == ["v"]
+    with open(tmp_path / "proj" / "data" / "s.csv", "a") as f:
+        f.write("0.5\n")
+    r = cli("eval", "latest", ok=False)
+    assert r.exit_code == 2 and "changed since this run was trained" in r.output
+
+
+def test_set_path_is_relative_to_the_current_directory(tmp_path, cli, write_config):
+    write_csv(tmp_path / "here.csv", ["v"], [[i % 5] for i in range(40)])
+    path = write_config({"data": {"name": "tabular", "path": "placeholder.csv", "target": "v", "window": 4}})
+    cli("train", path, "--set", "data.path=here.csv", "--quiet")
+    saved = yaml.safe_load(next((tmp_path / "runs").glob("*/config.yaml")).read_text())
+    assert saved["data"]["path"] == str(tmp_path / "here.csv")
+
+
+@pytest.mark.parametrize("name", ["sunspots.yaml", "us_macro.yaml"])
+def test_shipped_tabular_configs_run(cli, name):
+    cli("train", REPO / "configs" / name, "--set", "train.epochs=2", "--quiet")
+    m = json.loads(cli("eval", "latest", "--json").output)["metrics"]
+    assert m["naive_mae"] > 0 and m["mase"] is not None
