@@ -1,0 +1,93 @@
+"""Ctrl-C / SIGTERM sent to a real `lstmctl train` process: the step finishes, last.pt is saved, the
+run says `interrupted`, the exit code is 130/143 with a line telling how to resume, and the resumed
+run ends bit-for-bit where an uninterrupted one does. A second Ctrl-C quits at once, files whole."""
+
+from __future__ import annotations
+
+import os
+import signal
+
+from lstmctl.train import checkpoint as ckpt
+from tests.robust_util import (
+    EXACT,
+    assert_same_run,
+    finish,
+    load_ckpt,
+    metrics_rows,
+    only_run,
+    popen,
+    run_info,
+    stderr_so_far,
+    wait_for_rows,
+    wait_until,
+    write_cfg,
+)
+
+
+def test_sigint_and_sigterm_save_state_and_resume_is_exact(cli, tmp_path):
+    """Two real training processes (started together to share the start-up time): one gets SIGINT, one SIGTERM."""
+    cfg = write_cfg(tmp_path / "long.yaml", epochs=100_000)
+    cases = {signal.SIGINT: 130, signal.SIGTERM: 143}
+    procs = {sig: popen("train", cfg, "--runs-dir", tmp_path / sig.name) for sig in cases}
+    runs = {}
+
+    def signal_each_when_ready():  # each as soon as it has two epochs: keeps the runs short
+        for sig, proc in procs.items():
+            if sig not in runs:
+                dirs = list((tmp_path / sig.name).glob("*/metrics.csv"))
+                if dirs and metrics_rows(dirs[0].parent) >= 2:
+                    proc.send_signal(sig)
+                    runs[sig] = dirs[0].parent
+        return len(runs) == len(procs)
+
+    wait_until(signal_each_when_ready)
+    for sig, proc in procs.items():
+        run = runs[sig]
+        rc, out, err = finish(proc)
+        assert rc == cases[sig], err
+        assert "Traceback" not in err
+        assert f"{sig.name}: stopping after this step and saving" in err
+        assert f"Continue with: lstmctl resume {run.name}" in err.strip().splitlines()[-1]
+        info = run_info(run)
+        assert info["status"] == "interrupted"
+        state = load_ckpt(run / "checkpoints" / "last.pt")
+        assert info["epochs_done"] == state["epoch"] >= 2
+        assert not list((run / "checkpoints").glob(".*.tmp"))
+
+    # resume both to two epochs past the later interruption; both must equal one straight run
+    n = max(load_ckpt(r / "checkpoints" / "last.pt")["epoch"] for r in runs.values()) + 2
+    cli("train", write_cfg(tmp_path / "ref.yaml", epochs=n), "--quiet", "--runs-dir", tmp_path / "ref")
+    reference = only_run(tmp_path / "ref")
+    for sig, run in runs.items():
+        cli("resume", run.name, "--epochs", n, "--quiet", "--runs-dir", tmp_path / sig.name)
+        assert run_info(run)["status"] == "completed"
+        assert_same_run(run, reference)
+
+
+SLOW = {  # about a quarter of a second per step: time for a second Ctrl-C to land inside one
+    **EXACT,
+    "data": {"name": "sine_cosine", "points": 16_000, "seq_len": 2000},
+    "model": {"name": "lstm", "hidden_size": 256},
+    "train": {"epochs": 1000, "batch_size": 2, "checkpoint_every_s": 0},
+}
+
+
+def test_second_ctrl_c_quits_at_once_and_leaves_whole_files(cli, tmp_path, runs_dir):
+    proc = popen("train", write_cfg(tmp_path / "slow.yaml", base=SLOW))
+    wait_until(lambda: "training sequences" in stderr_so_far(proc), proc)
+    proc.send_signal(signal.SIGINT)
+    wait_until(lambda: "stopping after this step" in stderr_so_far(proc), proc, timeout=30, poll=0.005)
+    proc.send_signal(signal.SIGINT)
+    rc, out, err = finish(proc)
+    assert rc == 130, err
+    assert "SIGINT again: quitting now" in err and "Traceback" not in err
+    run = only_run(runs_dir)
+    assert run_info(run)["status"] == "interrupted"
+    for f in (run / "checkpoints").glob("*.pt"):  # whatever carries a real name is complete
+        ckpt.load(f)
+    for f in (run / "checkpoints").glob(".*.tmp"):  # a write cut short carries the writer's pid
+        assert f.name.endswith(f".{proc.pid}.tmp")
+    # and the run goes on from what was saved (here: from the start, or from a mid-epoch save)
+    cli("resume", run.name, "--epochs", "1", "--quiet")
+    assert run_info(run)["status"] == "completed" and load_ckpt(run / "checkpoints" / "last.pt")["epoch"] == 1
+    assert not list((run / "checkpoints").glob(".*.tmp"))  # resume cleans up after killed writers
