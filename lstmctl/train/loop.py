@@ -198,8 +198,8 @@ class Trainer:
     def _batches(self, epoch: int) -> list[torch.Tensor | None]:
         n = len(self.train_split)
         shuffle = self.cfg.train.shuffle and not self.cfg.train.stateful
-        if self.dist is None and self.batch_size >= n and not shuffle:
-            return [None]  # whole split in order: no indexing at all
+        if self.dist is None and self.batch_size >= n:
+            return [None]  # one step on the whole split: its order cannot matter, so no permutation, no copy
         order = epoch_order(self.cfg.seed, epoch, n, shuffle)
         if self.dist is not None:  # DistributedSampler semantics: pad by wrapping, then stride
             per = math.ceil(n / self.dist.world_size)
@@ -430,7 +430,8 @@ class Trainer:
     def _run_epoch(self, epoch: int) -> dict[str, Any] | None:
         """One epoch; None if a signal arrived (state is then saved mid-epoch)."""
         t0 = time.perf_counter() - self.partial["seconds"]
-        self.net.train()
+        if not self.net.training:  # module.train() walks every submodule: skip it when nothing changes
+            self.net.train()
         batches = self._batches(epoch)
         stateful = self.cfg.train.stateful
         clip = self.cfg.train.grad_clip
@@ -479,9 +480,8 @@ class Trainer:
                 self.partial["seconds"] = time.perf_counter() - t0
                 return None
         self._fold(step_losses, sizes, epoch, len(batches) - len(step_losses))
-        losses = torch.tensor(self.partial["losses"], dtype=torch.float64)
-        weights = torch.tensor(self.partial["sizes"], dtype=torch.float64)
-        train_loss = float((losses * weights).sum() / weights.sum())
+        losses, sizes_ = self.partial["losses"], self.partial["sizes"]
+        train_loss = math.fsum(v * w for v, w in zip(losses, sizes_)) / sum(sizes_)  # exact sum, in Python
         if self.dist is not None:
             train_loss = self.dist.mean(train_loss)
         self.step_in_epoch = 0
@@ -505,23 +505,33 @@ class Trainer:
         """Move step losses (steps start+1, start+2, ...) to the host (one sync) and check they are finite."""
         if not step_losses:
             return
-        values = torch.stack(step_losses).double().cpu()
-        bad = (~torch.isfinite(values)).nonzero()
-        if len(bad):
-            step = start + int(bad[0]) + 1
-            raise RunFailed(
-                f"the training loss became {values[int(bad[0])].item()} at epoch {epoch}, step {step}; "
-                "lower train.lr or set train.grad_clip"
-            )
-        self.partial["losses"] += values.tolist()
+        values = [step_losses[0].item()] if len(step_losses) == 1 else torch.stack(step_losses).tolist()
+        for j, v in enumerate(values):  # plain floats: cheaper than tensor ops for a handful of values
+            if not math.isfinite(v):
+                raise RunFailed(
+                    f"the training loss became {v} at epoch {epoch}, step {start + j + 1}; "
+                    "lower train.lr or set train.grad_clip"
+                )
+        self.partial["losses"] += values
         self.partial["sizes"] += sizes
+
+    def _snapshot_best(self) -> None:
+        """Copy the weights into best_state; after the first time into the same tensors (no state_dict walk)."""
+        live = getattr(self, "_live_state", None)
+        if live is None or self.best_state is None or self.best_state.keys() != live.keys():
+            self._live_state = live = self.model.state_dict(keep_vars=False)  # aliases of the parameters
+            self.best_state = {k: v.detach().clone() for k, v in live.items()}
+            return
+        with torch.no_grad():
+            for k, v in live.items():
+                self.best_state[k].copy_(v)
 
     def _after_epoch(self, row: dict[str, Any]) -> str | None:
         cfg = self.cfg
         value = row[self.monitor]
         if value is not None and math.isfinite(value) and value < self.best_value:
             self.best_value, self.best_epoch = value, self.epoch
-            self.best_state = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
+            self._snapshot_best()
             self.best_dirty = True
         if self.sched is not None and cfg.train.scheduler.name != "onecycle":
             if cfg.train.scheduler.name == "plateau":

@@ -1,0 +1,279 @@
+"""How long a user waits: lstmctl against the plain PyTorch loop it replaces, and CLI start-up.
+
+    python benchmarks/bench_train.py                      # sin2cos + --help, 5 repeats (~1-2 min on 2 cores)
+    python benchmarks/bench_train.py --repeats 9 --out my.json
+    python benchmarks/bench_train.py --threads            # + the train.threads sweep (levers)
+    python benchmarks/bench_train.py --fashion            # + Fashion-MNIST samples/s and time to 0.90 (long)
+    python benchmarks/bench_train.py --cells              # + hand-built cell vs nn.LSTM (benchmarks/bench_cells.py)
+
+Sections (medians over --repeats runs, each in a fresh process unless noted):
+  (a) sine->cosine: `lstmctl train configs/sin2cos.yaml` (the real CLI in a subprocess, progress output,
+      metrics.csv and checkpoints on) against benchmarks/plain_sin2cos.py (same model, data, seed and stop
+      rule) run as a subprocess (interpreter and torch import counted in both) and as a function in this
+      process (the loop alone). `loop` for lstmctl is run.json's started -> ended, which includes the
+      per-epoch metrics rows, progress lines and the final checkpoints.
+  (b) Fashion-MNIST row-LSTM (optional, configs/fashion_mnist.yaml): samples/s and time to 0.90 test accuracy.
+  (c) hand-built LSTM vs nn.LSTM (optional): runs benchmarks/bench_cells.py.
+  (d) `lstmctl --help` start-up time (target < 0.3 s).
+Writes everything as JSON to --out (default benchmarks/results/train.json, git-ignored).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import datetime
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parent
+sys.path.insert(0, str(HERE))
+
+
+def median(xs):
+    return statistics.median(xs) if xs else None
+
+
+def lstmctl_cmd(*args: str) -> list[str]:
+    exe = Path(sys.executable).with_name("lstmctl")
+    return [str(exe), *args] if exe.exists() else [sys.executable, "-m", "lstmctl", *args]
+
+
+def iso_seconds(a: str, b: str) -> float:
+    return (datetime.fromisoformat(b) - datetime.fromisoformat(a)).total_seconds()
+
+
+def run_lstmctl_train(config: Path, sets: list[str], runs: Path) -> dict:
+    """One `lstmctl train` in a subprocess: wall time of the command, loop time and epochs from run.json."""
+    cmd = lstmctl_cmd("train", str(config), "--runs-dir", str(runs), "--json")
+    for s in sets:
+        cmd += ["--set", s]
+    t0 = time.perf_counter()
+    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO)
+    wall = time.perf_counter() - t0
+    if proc.returncode != 0:
+        raise SystemExit(f"lstmctl train failed ({proc.returncode}):\n{proc.stderr[-3000:]}")
+    run_id = json.loads(proc.stdout)["run"]
+    info = json.loads((runs / run_id / "run.json").read_text())
+    rows = (runs / run_id / "metrics.csv").read_text().splitlines()[1:]
+    shutil.rmtree(runs / run_id)  # keep the temp dir small
+    return {
+        "wall_s": wall,
+        "loop_s": iso_seconds(info["started"], info["ended"]),
+        "setup_s": iso_seconds(info["created"], info["started"]),
+        "epochs": info["epochs_done"],
+        "epoch_s_sum": sum(float(r.rsplit(",", 1)[1]) for r in rows),
+        "final_loss": info["final"]["train_loss"],
+        "threads": info.get("threads"),
+    }
+
+
+def run_plain_subprocess(extra: list[str]) -> dict:
+    t0 = time.perf_counter()
+    proc = subprocess.run([sys.executable, str(HERE / "plain_sin2cos.py"), "--json", *extra], capture_output=True, text=True)
+    wall = time.perf_counter() - t0
+    if proc.returncode != 0:
+        raise SystemExit(f"plain_sin2cos.py failed:\n{proc.stderr[-3000:]}")
+    r = json.loads(proc.stdout.strip().splitlines()[-1])
+    return {"wall_s": wall, "loop_s": r["loop_s"], "epochs": r["epochs"], "final_loss": r["final_loss"], "threads": r["threads"]}
+
+
+def run_plain_inprocess(threads: int | None) -> dict:
+    import torch
+
+    import plain_sin2cos
+
+    saved = torch.get_num_threads()
+    try:
+        r = plain_sin2cos.train(threads=threads)
+    finally:
+        torch.set_num_threads(saved)
+    return {"loop_s": r["loop_s"], "epochs": r["epochs"], "final_loss": r["final_loss"], "threads": r["threads"]}
+
+
+def summarize(samples: list[dict]) -> dict:
+    keys = [k for k, v in samples[0].items() if isinstance(v, (int, float)) and not isinstance(v, bool)]
+    out = {k: median([s[k] for s in samples]) for k in keys}
+    out["runs"] = len(samples)
+    return out
+
+
+def bench_sin2cos(repeats: int, tmp: Path) -> dict:
+    cfg = REPO / "configs" / "sin2cos.yaml"
+    res: dict[str, list[dict]] = {"lstmctl": [], "plain_subprocess": [], "plain_subprocess_1thread": [], "plain_inprocess": []}
+    for i in range(repeats):  # interleaved, so a noisy neighbour hurts every variant alike
+        res["lstmctl"].append(run_lstmctl_train(cfg, [], tmp / "runs"))
+        res["plain_subprocess"].append(run_plain_subprocess([]))
+        res["plain_subprocess_1thread"].append(run_plain_subprocess(["--threads", "1"]))
+        res["plain_inprocess"].append(run_plain_inprocess(None))
+        print(f"  sin2cos repeat {i + 1}/{repeats} done", file=sys.stderr)
+    out = {k: summarize(v) for k, v in res.items()}
+    out["raw"] = res
+    lc, ps, p1 = out["lstmctl"], out["plain_subprocess"], out["plain_subprocess_1thread"]
+    out["ratios"] = {
+        "wall_lstmctl_over_plain": lc["wall_s"] / ps["wall_s"],
+        "loop_lstmctl_over_plain": lc["loop_s"] / ps["loop_s"],
+        "wall_lstmctl_over_plain_1thread": lc["wall_s"] / p1["wall_s"],
+        "loop_lstmctl_over_plain_1thread": lc["loop_s"] / p1["loop_s"],
+    }
+    return out
+
+
+def bench_threads(repeats: int, tmp: Path) -> dict:
+    """train.threads=1 vs 2 (and auto) for sin2cos and for a 128-unit model with mini-batches."""
+    cfg = REPO / "configs" / "sin2cos.yaml"
+    cases = {
+        "sin2cos_h16_fullbatch": ["train.epochs=300", "train.stop_at_loss=null"],
+        "h64_seq50_batch32": [
+            "model.hidden_size=64", "data.points=20000", "data.seq_len=50", "train.batch_size=32",
+            "train.epochs=3", "train.stop_at_loss=null",
+        ],
+        "h128_seq50_batch32": [
+            "model.hidden_size=128", "data.points=20000", "data.seq_len=50", "train.batch_size=32",
+            "train.epochs=3", "train.stop_at_loss=null",
+        ],
+        "h128_seq50_batch256": [
+            "model.hidden_size=128", "data.points=40000", "data.seq_len=50", "train.batch_size=256",
+            "train.epochs=5", "train.stop_at_loss=null",
+        ],
+    }
+    out = {}
+    for name, sets in cases.items():
+        row = {}
+        for threads in ("1", "2", "auto"):
+            samples = [run_lstmctl_train(cfg, sets + [f"train.threads={threads}"], tmp / "runs") for _ in range(repeats)]
+            row[threads] = {"loop_s": median([s["loop_s"] for s in samples]), "threads_used": samples[0]["threads"]}
+        out[name] = row
+        print(f"  threads {name}: " + ", ".join(f"{k}={v['loop_s']:.2f}s" for k, v in row.items()), file=sys.stderr)
+    return out
+
+
+def bench_help(repeats: int) -> dict:
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        subprocess.run(lstmctl_cmd("--help"), capture_output=True, check=True)
+        times.append(time.perf_counter() - t0)
+    return {"median_s": median(times), "min_s": min(times), "runs": repeats, "target_s": 0.3}
+
+
+def bench_fashion(repeats: int, tmp: Path) -> dict | None:
+    cfg = REPO / "configs" / "fashion_mnist.yaml"
+    if not cfg.exists():
+        return {"skipped": "configs/fashion_mnist.yaml does not exist"}
+    samples = []
+    for _ in range(repeats):
+        cmd = lstmctl_cmd("train", str(cfg), "--runs-dir", str(tmp / "runs"), "--json")
+        t0 = time.perf_counter()
+        proc = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO)
+        wall = time.perf_counter() - t0
+        if proc.returncode != 0:
+            return {"skipped": f"lstmctl train {cfg.name} failed: {proc.stderr.strip().splitlines()[-1:]}"}
+        run = tmp / "runs" / json.loads(proc.stdout)["run"]
+        info = json.loads((run / "run.json").read_text())
+        rows = [r.split(",") for r in (run / "metrics.csv").read_text().splitlines()[1:]]
+        ev = subprocess.run(lstmctl_cmd("eval", run.name, "--runs-dir", str(tmp / "runs"), "--json"), capture_output=True, text=True)
+        acc = json.loads(ev.stdout)["metrics"].get("accuracy") if ev.returncode == 0 else None
+        n_train = info.get("train_sequences")  # recorded by newer runs; else computed below from the data
+        samples.append({"wall_s": wall, "loop_s": iso_seconds(info["started"], info["ended"]), "epochs": len(rows),
+                        "epoch_s": [float(r[-1]) for r in rows], "test_accuracy": acc, "n_train": n_train})
+    s = samples[0]
+    res = {"wall_s": median([x["wall_s"] for x in samples]), "loop_s": median([x["loop_s"] for x in samples]),
+           "epochs": s["epochs"], "test_accuracy": s["test_accuracy"], "raw": samples}
+    if s["n_train"]:
+        res["samples_per_s"] = s["n_train"] * s["epochs"] / res["loop_s"]
+    return res
+
+
+def bench_cells() -> dict:
+    script = HERE / "bench_cells.py"
+    if not script.exists():
+        return {"skipped": "benchmarks/bench_cells.py does not exist"}
+    out = Path(tempfile.mkdtemp()) / "cells.json"
+    proc = subprocess.run([sys.executable, str(script), "--out", str(out)], capture_output=True, text=True)
+    if proc.returncode != 0:
+        return {"skipped": f"bench_cells.py failed: {proc.stderr.strip().splitlines()[-1:]}"}
+    print(proc.stdout)
+    return json.loads(out.read_text()) if out.exists() else {"stdout": proc.stdout}
+
+
+def machine() -> dict:
+    import torch
+
+    cpu = platform.processor() or ""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return {"cpu": cpu, "cores": os.cpu_count(), "python": platform.python_version(), "torch": torch.__version__,
+            "os": platform.platform(), "load_avg_at_start": os.getloadavg()}
+
+
+def print_table(res: dict) -> None:
+    s = res.get("sin2cos")
+    if s:
+        print("\n(a) sine->cosine, configs/sin2cos.yaml (16-unit LSTM, whole split per step, stop at loss 1e-4)")
+        print(f"{'variant':34} {'wall s':>8} {'loop s':>8} {'epochs':>7} {'threads':>7}")
+        names = {"lstmctl": "lstmctl train (subprocess)", "plain_subprocess": "plain loop, script (default threads)",
+                 "plain_subprocess_1thread": "plain loop, script, 1 thread", "plain_inprocess": "plain loop, in-process"}
+        for k, label in names.items():
+            r = s[k]
+            wall = f"{r['wall_s']:8.2f}" if "wall_s" in r else f"{'-':>8}"
+            print(f"{label:34} {wall} {r['loop_s']:8.3f} {r['epochs']:7.0f} {r['threads']:7.0f}")
+        for k, v in s["ratios"].items():
+            print(f"  {k}: {v:.3f}")
+    t = res.get("threads")
+    if t:
+        print("\ntrain.threads (loop seconds, medians)")
+        print(f"{'case':24} {'1':>8} {'2':>8} {'auto':>8} {'auto uses':>9}")
+        for name, row in t.items():
+            print(f"{name:24} {row['1']['loop_s']:8.3f} {row['2']['loop_s']:8.3f} {row['auto']['loop_s']:8.3f} {row['auto']['threads_used']:9}")
+    f = res.get("fashion")
+    if f:
+        print("\n(b) Fashion-MNIST:", json.dumps({k: v for k, v in f.items() if k != "raw"}))
+    h = res.get("help")
+    if h:
+        print(f"\n(d) lstmctl --help: median {h['median_s'] * 1000:.0f} ms, min {h['min_s'] * 1000:.0f} ms over {h['runs']} (target < 300 ms)")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description="lstmctl vs a plain PyTorch loop; CLI start-up.")
+    ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--out", type=Path, default=HERE / "results" / "train.json")
+    ap.add_argument("--threads", action="store_true", help="also sweep train.threads (1, 2, auto) on a few sizes")
+    ap.add_argument("--fashion", action="store_true", help="also run configs/fashion_mnist.yaml (long)")
+    ap.add_argument("--cells", action="store_true", help="also run benchmarks/bench_cells.py")
+    ap.add_argument("--skip-sin2cos", action="store_true")
+    a = ap.parse_args()
+    res: dict = {"machine": machine(), "repeats": a.repeats, "date": datetime.now().isoformat(timespec="seconds")}
+    with tempfile.TemporaryDirectory() as d:
+        tmp = Path(d)
+        res["help"] = bench_help(max(10, a.repeats))
+        if not a.skip_sin2cos:
+            res["sin2cos"] = bench_sin2cos(a.repeats, tmp)
+        if a.threads:
+            res["threads"] = bench_threads(max(1, a.repeats // 2), tmp)
+        if a.fashion:
+            res["fashion"] = bench_fashion(1, tmp)
+        if a.cells:
+            res["cells"] = bench_cells()
+    res["machine"]["load_avg_at_end"] = os.getloadavg()
+    print_table(res)
+    a.out.parent.mkdir(parents=True, exist_ok=True)
+    a.out.write_text(json.dumps(res, indent=2, default=str) + "\n")
+    print(f"\nwrote {a.out}")
+
+
+if __name__ == "__main__":
+    main()
