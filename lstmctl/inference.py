@@ -68,4 +68,13 @@ def score(loaded: LoadedRun, split_name: str) -> dict:
     naive = (b.meta.get("naive") or {}).get(split_name)
     if naive is not None:  # a forecast: report the naive last-value forecast and MASE beside the model
         return metrics.forecast(b.inverse_target(out), b.inverse_target(split.y), naive, b.meta.get("mase_scale"))
-    return metrics.regression(b.inverse_target(out), b.inverse_target(split.y))
+    result = metrics.regression(b.inverse_target(out), b.inverse_target(split.y))
+    if b.meta.get("kind") == "inline" and out.shape[-1] == 1 and len(out) <= 10 and out.dim() == 2:
+        # a handful of sequences written in the config: show each prediction beside its target
+        names = b.meta["names"] if b.meta.get("test_is_train") and split_name != "val" else None
+        pred, target = b.inverse_target(out), b.inverse_target(split.y)
+        result["max_abs_error"] = float((pred - target).abs().max())
+        for i, (p, t) in enumerate(zip(pred[:, 0].tolist(), target[:, 0].tolist())):
+            label = names[i] if names and i < len(names) else f"#{i}"
+            result[f"prediction {label} (target {t:g})"] = p
+    return result

@@ -57,9 +57,11 @@ def classification(logits: torch.Tensor, target: torch.Tensor, num_classes: int)
     precision = tp / cm.sum(0).double().clamp(min=1)
     recall = tp / cm.sum(1).double().clamp(min=1)
     f1 = 2 * precision * recall / (precision + recall).clamp(min=1e-12)
+    present = (cm.sum(0) + cm.sum(1)) > 0
     return {
         "accuracy": float((pred == t).double().mean()) if len(t) else None,
-        "macro_f1": float(f1.mean()),
+        # over the classes that occur (as target or prediction): an unused class (the copy task's blank) is no 0
+        "macro_f1": float(f1[present].mean()) if present.any() else None,
         "per_class": {
             "precision": [round(float(v), 6) for v in precision],
             "recall": [round(float(v), 6) for v in recall],

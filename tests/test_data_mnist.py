@@ -203,3 +203,14 @@ def test_real_fashion_mnist_row_lstm_beats_chance(cli, write_config):
     m = json.loads(cli("eval", "latest", "--json").output)["metrics"]
     assert m["accuracy"] > 0.5, m["accuracy"]  # chance: 0.1
     assert time.perf_counter() - t0 < 120
+
+
+@pytest.mark.parametrize("name", ["mnist.yaml", "fashion_mnist.yaml"])
+def test_shipped_image_configs_run(tmp_path, no_system, cli, name):
+    """The shipped configs, shrunk, on small files in data.root (the real run is measured in the README)."""
+    fake_files(tmp_path / "d")
+    repo = Path(__file__).resolve().parents[1]
+    cli("train", repo / "configs" / name, "--set", f"data.root={tmp_path / 'd'}", "--set", "train.epochs=1",
+        "--set", "model.hidden_size=8", "--quiet")
+    m = json.loads(cli("eval", "latest", "--json").output)["metrics"]
+    assert len(m["confusion_matrix"]) == 10

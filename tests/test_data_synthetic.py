@@ -1,0 +1,117 @@
+"""random_sequences, adding, copy, inline: shapes, dtypes, ranges, seeding, and their configs."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from lstmctl.data.base import IGNORE_INDEX, Task
+from lstmctl.data.inline import InlineParams, build_inline
+from lstmctl.data.synthetic import AddingParams, CopyParams, RandomParams, build_adding, build_copy, build_random
+from lstmctl.errors import UserError
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.mark.parametrize(
+    "task,yshape,ydtype",
+    [
+        ("regression_step", (12, 7, 2), torch.float32),
+        ("regression_seq", (12, 2), torch.float32),
+        ("classification", (12,), torch.int64),
+        ("classification_step", (12, 7), torch.int64),
+    ],
+)
+def test_random_sequences_shapes_and_seeding(task, yshape, ydtype):
+    p = RandomParams(n_train=12, n_test=5, steps=7, features=3, outputs=2, task=task)
+    b = build_random(p, seed=1, val_fraction=0.5)
+    assert b.task is Task(task) and b.input_size == 3 and b.output_size == 2
+    assert b.train.x.shape == (12, 7, 3) and b.train.x.dtype == torch.float32
+    assert b.train.y.shape == yshape and b.train.y.dtype == ydtype
+    assert len(b.val) == 6 and len(b.test) == 5
+    if ydtype == torch.int64:
+        assert set(b.train.y.unique().tolist()) <= {0, 1}
+    again = build_random(p, seed=1, val_fraction=0.5)
+    assert torch.equal(again.train.x, b.train.x) and torch.equal(again.test.y, b.test.y)
+    assert not torch.equal(build_random(p, seed=2, val_fraction=0.5).train.x, b.train.x)
+    assert not torch.equal(b.train.x[:5], b.test.x)  # splits draw from different streams
+
+
+def test_adding_problem_definition():
+    b = build_adding(AddingParams(length=50, n_train=4000, n_test=10), seed=0, val_fraction=0.0)
+    x, y = b.train.x, b.train.y
+    assert b.task is Task.REGRESSION_SEQ and b.val is None
+    assert x.shape == (4000, 50, 2) and y.shape == (4000, 1) and x.dtype == y.dtype == torch.float32
+    values, mask = x[..., 0], x[..., 1]
+    assert float(values.min()) >= 0 and float(values.max()) < 1
+    assert torch.equal(mask.sum(1), torch.full((4000,), 2.0))
+    assert set(mask.unique().tolist()) == {0.0, 1.0}
+    torch.testing.assert_close(y[:, 0], (values * mask).sum(1))
+    first = mask.argmax(1)
+    last = 49 - mask.flip(1).argmax(1)
+    assert (first < 25).all() and (last >= 25).all()  # one mark in each half
+    # always answering 1.0 scores Var(u1 + u2) = 1/6
+    assert abs(float(((y - 1) ** 2).mean()) - 1 / 6) < 0.01
+    assert b.meta["kind"] == "memory" and b.meta["length"] == 50
+    anywhere = build_adding(AddingParams(length=5, n_train=500, n_test=1, first_half=False), 0, 0.0).train.x[..., 1]
+    assert torch.equal(anywhere.sum(1), torch.full((500,), 2.0))
+
+
+def test_copy_task_definition():
+    p = CopyParams(symbols=4, copy_length=3, delay=5, n_train=50, n_test=7)
+    b = build_copy(p, seed=0, val_fraction=0.2)
+    T = 3 + 5 + 1 + 3
+    assert b.task is Task.CLASSIFICATION_STEP and b.input_size == 6 and b.output_size == 5
+    assert b.train.x.shape == (50, T, 6) and b.train.y.shape == (50, T) and b.train.y.dtype == torch.int64
+    assert len(b.val) == 10 and len(b.test) == 7
+    tokens = b.train.x.argmax(-1)
+    assert torch.equal(b.train.x.sum(-1), torch.ones(50, T))  # one-hot
+    assert (tokens[:, :3] < 4).all() and (tokens[:, 3:8] == 4).all() and (tokens[:, 8] == 5).all()
+    assert torch.equal(b.train.y[:, 9:], tokens[:, :3])  # replay the symbols after the marker
+    assert (b.train.y[:, :9] == IGNORE_INDEX).all()
+    assert b.meta["recall_start"] == 9
+    scored = build_copy(p.model_copy(update={"score_all_steps": True}), 0, 0.0)
+    assert (scored.train.y[:, :9] == 4).all()
+
+
+def test_inline_two_companies_and_errors():
+    p = InlineParams(sequences=[[0, 0.5, 0.25, 1], [1, 0.5, 0.25, 1]], targets=[0, 1], names=["A", "B"])
+    b = build_inline(p, 0, 0.0)
+    assert b.task is Task.REGRESSION_SEQ and b.train.x.shape == (2, 4, 1) and b.train.y.shape == (2, 1)
+    assert torch.equal(b.test.x, b.train.x) and b.meta["test_is_train"]
+    multi = build_inline(InlineParams(sequences=[[[1, 2], [3, 4]]], targets=[2], task="classification"), 0, 0.0)
+    assert multi.input_size == 2 and multi.output_size == 3 and multi.train.y.dtype == torch.int64
+    with pytest.raises(UserError, match="#0 has 2 steps, #1 has 3"):
+        build_inline(InlineParams(sequences=[[1, 2], [1, 2, 3]], targets=[0, 1]), 0, 0.0)
+    with pytest.raises(UserError, match="1 targets for 2 sequences"):
+        build_inline(InlineParams(sequences=[[1, 2], [1, 3]], targets=[0]), 0, 0.0)
+    with pytest.raises(UserError, match="give both or neither"):
+        build_inline(InlineParams(sequences=[[1, 2]], targets=[0], test_sequences=[[1, 2]]), 0, 0.0)
+
+
+@pytest.mark.parametrize(
+    "name,sets",
+    [
+        ("random.yaml", ["train.epochs=2"]),
+        ("adding.yaml", ["data.length=20", "data.n_train=256", "data.n_test=64", "train.epochs=1"]),
+        ("copy.yaml", ["data.n_train=256", "data.n_test=64", "train.epochs=1"]),
+    ],
+)
+def test_configs_run(cli, name, sets):
+    args = [x for s in sets for x in ("--set", s)]
+    cli("train", REPO / "configs" / name, *args, "--quiet")
+    m = json.loads(cli("eval", "latest", "--json").output)["metrics"]
+    assert ("accuracy" in m) or ("mse" in m)
+
+
+def test_two_companies_config_fits_both_within_0_1(cli):
+    """The shipped toy, trained in full: eval shows each prediction and both are within 0.1."""
+    cli("train", REPO / "configs" / "two_companies.yaml", "--quiet")
+    m = json.loads(cli("eval", "latest", "--json").output)["metrics"]
+    assert m["max_abs_error"] < 0.1
+    a = m["prediction company A (target 0)"]
+    b = m["prediction company B (target 1)"]
+    assert abs(a - 0) < 0.1 and abs(b - 1) < 0.1
