@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import os
+import pickle
 import random
-import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -129,6 +129,12 @@ def remove_stale_temp_files(folder: Path, keep_pid: int | None = None) -> list[P
     return removed
 
 
+def _first_sentence(e: BaseException) -> str:
+    text = str(e).strip().splitlines()[0] if str(e).strip() else ""
+    text = text.split(". ")[0].rstrip(".")
+    return (text[:160] or type(e).__name__) if text else type(e).__name__
+
+
 def load(path: Path) -> dict[str, Any]:
     """Load a checkpoint without running any code from it; a damaged or foreign file is a UserError."""
     path = Path(path)
@@ -136,11 +142,15 @@ def load(path: Path) -> dict[str, Any]:
         raise UserError(f"checkpoint not found: {path} (the run has not saved one yet)")
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
-    except (RuntimeError, EOFError, zipfile.BadZipFile, ValueError, OSError, TypeError, KeyError, AttributeError) as e:
-        reason = str(e).strip().splitlines()[0][:160] if str(e).strip() else type(e).__name__
-        raise UserError(f"checkpoint {path} is damaged, truncated or not safe to load ({reason})") from e
-    except Exception as e:  # pickle.UnpicklingError and friends
-        raise UserError(f"checkpoint {path} is damaged, truncated or not safe to load ({type(e).__name__})") from e
+    except pickle.UnpicklingError as e:
+        if "weights only" in str(e).lower() or "weights_only" in str(e):
+            raise UserError(
+                f"checkpoint {path} is not safe to load: it asks to run code or build objects that lstmctl "
+                "checkpoints never contain (refused; nothing in it was run)"
+            ) from e
+        raise UserError(f"checkpoint {path} is damaged, truncated or not safe to load ({_first_sentence(e)})") from e
+    except Exception as e:  # RuntimeError (zip reader), EOFError, BadZipFile, ValueError, OSError, ...
+        raise UserError(f"checkpoint {path} is damaged, truncated or not safe to load ({_first_sentence(e)})") from e
     if not isinstance(obj, dict) or obj.get("format") != FORMAT:
         raise UserError(f"{path} is not an lstmctl checkpoint")
     return obj
