@@ -119,3 +119,38 @@ def test_outside_torchrun_there_is_no_process_group(monkeypatch):
     assert distributed.under_torchrun() is False
     assert distributed.from_env(config.validate(TINY)) is None
     assert not torch.distributed.is_initialized()
+
+
+# ---------------------------------------------------------------- the other levers: compile, precision
+
+
+def test_compile_is_wired_into_the_trainer(write_config, cli, runs_dir, monkeypatch):
+    """train.compile hands the model to torch.compile (stubbed: inductor takes minutes on a small CPU)."""
+    seen = []
+
+    def fake_compile(module, *a, **kw):
+        seen.append(module)
+        return module
+
+    monkeypatch.setattr(torch, "compile", fake_compile)
+    cli("train", write_config({"train.compile": True, "train.epochs": 1}), "-q")
+    (run,) = [p for p in runs_dir.iterdir() if p.is_dir()]
+    info = json.loads((run / "run.json").read_text())
+    assert len(seen) == 1 and isinstance(seen[0], torch.nn.Module)
+    assert info["compile"] is True and info["compile_s"] >= 0 and info["status"] == "completed"
+
+
+def test_mixed_precision_off_cuda_falls_back_to_fp32_with_a_warning(write_config, cli, runs_dir):
+    r = cli("train", write_config({"train.precision": "bf16", "train.epochs": 1}), "-q")
+    assert "train.precision=bf16 needs CUDA" in r.output
+    (run,) = [p for p in runs_dir.iterdir() if p.is_dir()]
+    assert json.loads((run / "run.json").read_text())["precision"] == "fp32"
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="autocast and GradScaler run on CUDA only")
+@pytest.mark.parametrize("precision", ["bf16", "fp16"])
+def test_mixed_precision_on_cuda_trains(write_config, cli, runs_dir, precision):
+    cli("train", write_config({"train.precision": precision, "device": "cuda", "train.epochs": 2}), "-q")
+    (run,) = [p for p in runs_dir.iterdir() if p.is_dir()]
+    info = json.loads((run / "run.json").read_text())
+    assert info["precision"] == precision and info["status"] == "completed"

@@ -74,6 +74,23 @@ def setup_precision(precision: str, device: torch.device):
     return "fp16", torch.float16, torch.amp.GradScaler("cuda")
 
 
+def compile_model(net: torch.nn.Module, model: torch.nn.Module, quiet: bool = False):
+    """torch.compile the (possibly DDP-wrapped) model; returns (compiled, seconds spent setting it up).
+
+    Tracing happens lazily at the first step, so its cost lands in epoch 1's `seconds`; the set-up
+    (importing the compiler) is returned here and recorded in run.json as compile_s.
+    """
+    t0 = time.perf_counter()
+    compiled = torch.compile(net)
+    if not quiet and any(isinstance(m, torch.nn.RNNBase) for m in model.modules()):
+        print(
+            "note: torch.compile runs nn.LSTM/GRU/RNN layers eagerly (Dynamo does not trace them); "
+            "train.compile pays off with the hand-built cells",
+            file=sys.stderr,
+        )
+    return compiled, time.perf_counter() - t0
+
+
 def epoch_order(seed: int, epoch: int, n: int, shuffle: bool) -> torch.Tensor:
     if not shuffle:
         return torch.arange(n)
@@ -158,8 +175,9 @@ class Trainer:
         self.model = model.to(device)
         self.n_params = count_parameters(self.model)
         self.net = dist.wrap(self.model) if dist is not None else self.model  # DDP wrapper or the model
-        if cfg.train.compile:  # compiled lazily: the first step pays for it (counted in epoch 1's seconds)
-            self.net = torch.compile(self.net)
+        self.compile_s = None
+        if cfg.train.compile:
+            self.net, self.compile_s = compile_model(self.net, self.model, quiet=self.quiet)
         self.precision, self.amp_dtype, self.scaler = setup_precision(cfg.train.precision, device)
         self.train_split = bundle.train.to(device)
         self.val_split = bundle.val.to(device) if bundle.val is not None else None
@@ -346,6 +364,7 @@ class Trainer:
                 self.run.update(
                     status="running", pid=os.getpid(), host=socket.gethostname(), started=utcnow(), params=self.n_params,
                     precision=self.precision, compile=cfg.train.compile, threads=torch.get_num_threads(),
+                    **({"compile_s": round(self.compile_s, 3)} if self.compile_s is not None else {}),
                 )
             progress.message(
                 f"[bold]{self.run.id}[/]: {cfg.model['name']} ({self.n_params:,} parameters) on {cfg.data['name']}, "
