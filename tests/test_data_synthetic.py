@@ -115,3 +115,20 @@ def test_two_companies_config_fits_both_within_0_1(cli):
     a = m["prediction company A (target 0)"]
     b = m["prediction company B (target 1)"]
     assert abs(a - 0) < 0.1 and abs(b - 1) < 0.1
+
+
+def test_sine_noise_level_seed_and_span_check():
+    from pydantic import ValidationError
+
+    from lstmctl.data.sine import SineCosineParams, build_sine_cosine
+
+    p = SineCosineParams(points=4000, noise=0.2, frequency=3.0, phase=-1.0)
+    clean = build_sine_cosine(p.model_copy(update={"noise": 0.0}), 0, 0.0)
+    a, b = build_sine_cosine(p, 0, 0.0), build_sine_cosine(p, 1, 0.0)
+    resid = (a.train.x - clean.train.x).flatten()
+    assert abs(float(resid.std()) - 0.2) < 0.02 and abs(float(resid.mean())) < 0.02
+    assert not torch.equal(a.train.x, b.train.x)  # the run's seed drives the noise
+    t = torch.linspace(0, 12 * torch.pi, 4000, dtype=torch.float64)[:2000]
+    torch.testing.assert_close(clean.train.y[0, :, 0].double(), torch.cos(3 * t - 1), atol=1e-6, rtol=0)
+    with pytest.raises(ValidationError, match="t_end"):
+        SineCosineParams(t_start=5, t_end=1)
