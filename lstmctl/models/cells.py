@@ -24,18 +24,18 @@ import torch
 
 
 class _LSTMLayer(torch.autograd.Function):
-    """Standard LSTM layer with a hand-written backward.
-
-    Layout: every per-step tensor is kept feature-major, (H, B) rather than (B, H), so each gate's
-    block of the (4H, B) pre-activation matrix is contiguous; per-step views are made once with
-    unbind (indexing inside the loop costs about as much as a small kernel).
+    """Standard LSTM layer with a hand-written backward. Time-major, batch-major inside: (T, B, ·).
 
     Exact power-of-two scalings keep the kernel count down without changing any rounding:
-    - tanh(z) = 2σ(2z) - 1 (σ is several times faster than tanh on CPU): the g rows of the weights
-      are doubled, so ONE sigmoid over all four gates gives σ(i), σ(f), σ(2g), σ(o);
+    - tanh(z) = 2σ(2z) - 1 (σ is several times faster than tanh on this CPU): the g rows of the
+      weights are doubled, so ONE sigmoid over all four gates gives σ(i), σ(f), σ(2g), σ(o);
     - the cell is carried doubled (c2 = 2c), so tanh(c) = 2σ(c2) - 1 needs no extra multiply;
-    - backward carries δ = dL/dc2 and the g block of dL/dz divided by 8; the recurrent matmul of
+    - backward carries δ = dL/d(2c) and the g block of dL/dz divided by 8; the recurrent matmul of
       backward uses W_hh with its g rows times 8, and the weight gradients' g rows are scaled last.
+    Per step, forward stores one (B, 6H) block [2g, 2c_{t-1}, σ(i), σ(f), σ(2g), σ(o)], so
+    backward multiplies dL/dc by the partners of i, f and g (2g, 2c_{t-1}, σ(i)) in one kernel.
+    Per-step views are made once with unbind: indexing inside the loop costs as much as a kernel.
+    The weight gradients of all steps are one matmul each at the end.
     """
 
     @staticmethod
@@ -44,26 +44,23 @@ class _LSTMLayer(torch.autograd.Function):
         H = w_hh.shape[1]
         scale = w_hh.new_ones(4 * H, 1)
         scale[2 * H : 3 * H] = 2.0
-        x2 = x.reshape(T * B, -1)
-        # the input projection of every step in one matmul, both biases folded in: (4H, T*B)
-        xw = torch.addmm(((b_ih + b_hh) * scale[:, 0]).unsqueeze(1), w_ih * scale, x2.t())
-        w_hh2 = w_hh * scale
-        # per step, one (6H, B) block: [2g_t, 2c_{t-1}, σ(i), σ(f), σ(2g), σ(o)]. Backward multiplies
-        # dL/dc by the first three rows (the partners of i, f, g) in one broadcast kernel.
-        R = x.new_empty(T + 1, 6 * H, B)
-        TC = x.new_empty(T, H, B)  # tanh(c_t)
-        Hs = x.new_empty(H, T + 1, B)  # h_0 .. h_T, time in the middle: Hs[:, :T] is one (H, T*B) matrix
-        pre = x.new_empty(4 * H, B)
-        minus2 = x.new_full((H, B), -2.0)
-        minus1 = x.new_full((H, B), -1.0)
-        torch.mul(c0.t(), 2.0, out=R[0, H : 2 * H])
-        Hs[:, 0] = h0.t()
-        xw_ = xw.view(4 * H, T, B).unbind(1)
-        G2_, C2_, S_ = R[:, :H].unbind(0), R[:, H : 2 * H].unbind(0), R[:, 2 * H :].unbind(0)
-        Si, Sf, Sg, So = (R[:, (k + 2) * H : (k + 3) * H].unbind(0) for k in range(4))
-        TC_, Hs_ = TC.unbind(0), Hs.unbind(1)
+        # the input projection of every step in one matmul, both biases folded in
+        xw = torch.addmm((b_ih + b_hh) * scale[:, 0], x.reshape(T * B, -1), (w_ih * scale).t()).view(T, B, 4 * H)
+        w2_t = (w_hh * scale).t()
+        R = x.new_empty(T + 1, B, 6 * H)  # per step: [2g_t, 2c_{t-1}, σ(i), σ(f), σ(2g), σ(o)]
+        TC = x.new_empty(T, B, H)  # tanh(c_t)
+        Hs = x.new_empty(T + 1, B, H)  # h_0 .. h_T; the output is Hs[1:]
+        minus2 = x.new_full((B, H), -2.0)
+        minus1 = x.new_full((B, H), -1.0)
+        pre = x.new_empty(B, 4 * H)
+        torch.mul(c0, 2.0, out=R[0, :, H : 2 * H])
+        Hs[0] = h0
+        xw_ = xw.unbind(0)
+        G2_, C2_, S_ = R[:, :, :H].unbind(0), R[:, :, H : 2 * H].unbind(0), R[:, :, 2 * H :].unbind(0)
+        Si, Sf, Sg, So = (R[:, :, (k + 2) * H : (k + 3) * H].unbind(0) for k in range(4))
+        TC_, Hs_ = TC.unbind(0), Hs.unbind(0)
         for t in range(T):
-            torch.addmm(xw_[t], w_hh2, Hs_[t], out=pre)  # the one recurrent matmul of this step
+            torch.addmm(xw_[t], Hs_[t], w2_t, out=pre)  # the one recurrent matmul of this step
             torch.sigmoid(pre, out=S_[t])  # all four gates in one pass
             g2 = torch.add(minus2, Sg[t], alpha=4.0, out=G2_[t])  # 2g = 2(2σ(2z) - 1)
             c2 = torch.mul(Sf[t], C2_[t], out=C2_[t + 1])  # 2c_t = f ⊙ 2c_{t-1}
@@ -72,45 +69,42 @@ class _LSTMLayer(torch.autograd.Function):
             torch.add(minus1, tc, alpha=2.0, out=tc)  # tanh(c_t) = 2σ(2c_t) - 1
             torch.mul(So[t], tc, out=Hs_[t + 1])  # h_t = o ⊙ tanh(c_t)
         ctx.save_for_backward(x, w_ih, w_hh, R, TC, Hs)
-        out = Hs[:, 1:].permute(1, 2, 0).contiguous()  # (T, B, H)
-        return out, Hs_[T].t().contiguous(), C2_[T].t().mul(0.5)
+        return Hs[1:], Hs[T].clone(), C2_[T].mul(0.5)
 
     @staticmethod
     def backward(ctx, d_out, d_hn, d_cn):
         x, w_ih, w_hh, R, TC, Hs = ctx.saved_tensors
-        T, H, B = TC.shape
+        T, B, H = TC.shape
         scale8 = w_hh.new_ones(4 * H, 1)
         scale8[2 * H : 3 * H] = 8.0
-        w8_t = (w_hh * scale8).t()  # (H, 4H): the recurrent matmul of backward
-        half = TC.new_full((H, B), 0.5)
-        d_outT = d_out.permute(0, 2, 1).contiguous()  # (T, H, B)
-        dZ = TC.new_empty(4 * H, T, B)  # dL/d(pre-activation), g block divided by 8; (4H, T*B) at the end
-        dZ_, dZ3, dZo = dZ.unbind(1), dZ[: 3 * H].view(3, H, T, B).unbind(2), dZ[3 * H :].unbind(1)
-        P_ = R[:, : 3 * H].view(T + 1, 3, H, B).unbind(0)  # partners of i, f, g: 2g, 2c_{t-1}, σ(i)
-        S_, Sf, So = R[:, 2 * H :].unbind(0), R[:, 3 * H : 4 * H].unbind(0), R[:, 5 * H :].unbind(0)
-        TC_, dout_ = TC.unbind(0), d_outT.unbind(0)
-        dh = d_hn.t() + dout_[T - 1]
-        delta = d_cn.t().mul(0.5)  # dL/d(2c)
+        w8 = w_hh * scale8  # (4H, H)
+        half = TC.new_full((B, H), 0.5)
+        d_out = d_out.contiguous()
+        dZ = TC.new_empty(T, B, 4 * H)  # dL/d(pre-activation), g block divided by 8
+        dZ_, dZ3, dZo = dZ.unbind(0), dZ[:, :, : 3 * H].view(T, B, 3, H).unbind(0), dZ[:, :, 3 * H :].unbind(0)
+        P_ = R[:, :, : 3 * H].view(T + 1, B, 3, H).unbind(0)
+        S_, Sf, So = R[:, :, 2 * H :].unbind(0), R[:, :, 3 * H : 4 * H].unbind(0), R[:, :, 5 * H :].unbind(0)
+        TC_, dout_ = TC.unbind(0), d_out.unbind(0)
+        dh = d_hn + dout_[T - 1]
+        delta = d_cn.mul(0.5)  # dL/d(2c)
         for t in range(T - 1, -1, -1):
             if t < T - 1:
-                dh = torch.addmm(dout_[t], w8_t, dZ_[t + 1])  # dL/dh_t
+                dh = torch.addmm(dout_[t], dZ_[t + 1], w8)  # dL/dh_t
             tc = TC_[t]
             delta.addcmul_(dh * So[t], torch.addcmul(half, tc, tc, value=-0.5))  # += dh ⊙ o ⊙ (1 - tanh²c)/2
             # dL/di = dL/dc ⊙ g, dL/df = dL/dc ⊙ c_{t-1}, dL/dg / 8 = dL/dc ⊙ i / 8 (δ = dL/dc / 2, dg/dz = 4σ'(2z))
-            torch.mul(delta.unsqueeze(0), P_[t], out=dZ3[t])
+            torch.mul(delta.unsqueeze(1), P_[t], out=dZ3[t])
             torch.mul(dh, tc, out=dZo[t])  # dL/do = dh ⊙ tanh(c_t)
             s = S_[t]
             dZ_[t].mul_(torch.addcmul(s, s, s, value=-1.0))  # ⊙ σ' = σ(1 - σ)
             delta.mul_(Sf[t])  # dL/d(2c_{t-1})
-        d_h0 = w8_t.mm(dZ_[0]).t()
-        d_c0 = delta.t().mul(2.0)
-        # the weight gradients of every step in one matmul each; the g rows get their factor 8 back
-        dZ2 = dZ.view(4 * H, T * B)
-        x2 = x.reshape(T * B, -1)
-        d_w_ih = dZ2.mm(x2).mul_(scale8)
-        d_w_hh = dZ2.mm(Hs[:, :T].reshape(H, T * B).t()).mul_(scale8)
-        d_b = dZ2.sum(1).mul_(scale8[:, 0])
-        d_x = dZ2.t().mm(w_ih * scale8).view(T, B, -1) if ctx.needs_input_grad[0] else None
+        d_h0 = dZ_[0].mm(w8)
+        d_c0 = delta.mul(2.0)
+        dZ2 = dZ.view(T * B, 4 * H)
+        d_w_ih = dZ2.t().mm(x.reshape(T * B, -1)).mul_(scale8)
+        d_w_hh = dZ2.t().mm(Hs[:T].reshape(T * B, H)).mul_(scale8)
+        d_b = dZ2.sum(0).mul_(scale8[:, 0])
+        d_x = dZ2.mm(w_ih * scale8).view(T, B, -1) if ctx.needs_input_grad[0] else None
         return d_x, d_h0, d_c0, d_w_ih, d_w_hh, d_b, d_b
 
 
