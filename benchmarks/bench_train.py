@@ -2,15 +2,16 @@
 
     python benchmarks/bench_train.py                      # sin2cos + --help, 5 repeats (~1-2 min on 2 cores)
     python benchmarks/bench_train.py --repeats 9 --out my.json
-    python benchmarks/bench_train.py --threads            # + the train.threads sweep (levers)
+    python benchmarks/bench_train.py --threads            # + 1 vs all threads per step (bench_threads.py)
     python benchmarks/bench_train.py --fashion            # + Fashion-MNIST samples/s and time to 0.90 (long)
     python benchmarks/bench_train.py --cells              # + hand-built cell vs nn.LSTM (benchmarks/bench_cells.py)
 
 Sections (medians over --repeats runs, each in a fresh process unless noted):
   (a) sine->cosine: `lstmctl train configs/sin2cos.yaml` (the real CLI in a subprocess, progress output,
       metrics.csv and checkpoints on) against benchmarks/plain_sin2cos.py (same model, data, seed and stop
-      rule) run as a subprocess (interpreter and torch import counted in both) and as a function in this
-      process (the loop alone). `loop` for lstmctl is run.json's started -> ended, which includes the
+      rule) run as a subprocess (interpreter and torch import counted in both: default threads, and one
+      thread like lstmctl's auto choice), and both loops in this process on one thread, interleaved (the
+      loop alone: lstmctl's per-epoch overhead and its fixed end-of-run writes). `loop` for lstmctl is run.json's started -> ended, which includes the
       per-epoch metrics rows, progress lines and the final checkpoints.
   (b) Fashion-MNIST row-LSTM (optional, configs/fashion_mnist.yaml): samples/s and time to 0.90 test accuracy.
   (c) hand-built LSTM vs nn.LSTM (optional): runs benchmarks/bench_cells.py.
@@ -86,17 +87,53 @@ def run_plain_subprocess(extra: list[str]) -> dict:
     return {"wall_s": wall, "loop_s": r["loop_s"], "epochs": r["epochs"], "final_loss": r["final_loss"], "threads": r["threads"]}
 
 
-def run_plain_inprocess(threads: int | None) -> dict:
+def bench_inprocess(repeats: int, tmp: Path) -> dict:
+    """The loop alone, both in this process on one thread, interleaved: the overhead lstmctl's loop adds.
+
+    lstmctl here is commands.start_training (what `lstmctl train` calls) with progress lines, metrics.csv
+    and checkpoints on; `loop_s` is run.json's started -> ended, `epochs_s` the sum of metrics.csv's
+    per-epoch seconds, `fixed_s` the rest (final checkpoint and run.json writes, fsync'd).
+    """
+    import contextlib
+    import io
+
     import torch
 
     import plain_sin2cos
+    from lstmctl import config
+    from lstmctl.commands import start_training
 
+    cfg = config.load(REPO / "configs" / "sin2cos.yaml", ["train.threads=1"])
     saved = torch.get_num_threads()
+    lc, pl = [], []
     try:
-        r = plain_sin2cos.train(threads=threads)
+        for _ in range(repeats):
+            c0 = time.process_time()
+            pl.append(plain_sin2cos.train(threads=1))
+            pl[-1]["cpu_s"] = time.process_time() - c0  # CPU time: what a busy neighbour does not inflate
+            c0 = time.process_time()
+            with contextlib.redirect_stderr(io.StringIO()):
+                run, summary = start_training(cfg, tmp / "inproc")
+            cpu = time.process_time() - c0
+            info = json.loads(run.run_json.read_text())
+            rows = run.metrics_csv.read_text().splitlines()[1:]
+            loop = iso_seconds(info["started"], info["ended"])
+            epochs_s = sum(float(r.rsplit(",", 1)[1]) for r in rows)
+            lc.append({"loop_s": loop, "epochs_s": epochs_s, "fixed_s": loop - epochs_s, "epochs": summary["epochs_done"], "cpu_s": cpu})
+            shutil.rmtree(run.path)
     finally:
         torch.set_num_threads(saved)
-    return {"loop_s": r["loop_s"], "epochs": r["epochs"], "final_loss": r["final_loss"], "threads": r["threads"]}
+    out = {
+        "lstmctl": {k: median([x[k] for x in lc]) for k in lc[0]},
+        "plain": {"loop_s": median([x["loop_s"] for x in pl]), "epochs": pl[0]["epochs"], "cpu_s": median([x["cpu_s"] for x in pl])},
+        "raw": {"lstmctl": lc, "plain": pl},
+    }
+    out["ratios"] = {
+        "loop": out["lstmctl"]["loop_s"] / out["plain"]["loop_s"],
+        "per_epoch": (out["lstmctl"]["epochs_s"] / out["lstmctl"]["epochs"]) / (out["plain"]["loop_s"] / out["plain"]["epochs"]),
+        "cpu_whole_call": out["lstmctl"]["cpu_s"] / out["plain"]["cpu_s"],
+    }
+    return out
 
 
 def summarize(samples: list[dict]) -> dict:
@@ -108,12 +145,11 @@ def summarize(samples: list[dict]) -> dict:
 
 def bench_sin2cos(repeats: int, tmp: Path) -> dict:
     cfg = REPO / "configs" / "sin2cos.yaml"
-    res: dict[str, list[dict]] = {"lstmctl": [], "plain_subprocess": [], "plain_subprocess_1thread": [], "plain_inprocess": []}
+    res: dict[str, list[dict]] = {"lstmctl": [], "plain_subprocess": [], "plain_subprocess_1thread": []}
     for i in range(repeats):  # interleaved, so a noisy neighbour hurts every variant alike
         res["lstmctl"].append(run_lstmctl_train(cfg, [], tmp / "runs"))
         res["plain_subprocess"].append(run_plain_subprocess([]))
         res["plain_subprocess_1thread"].append(run_plain_subprocess(["--threads", "1"]))
-        res["plain_inprocess"].append(run_plain_inprocess(None))
         print(f"  sin2cos repeat {i + 1}/{repeats} done", file=sys.stderr)
     out = {k: summarize(v) for k, v in res.items()}
     out["raw"] = res
@@ -127,33 +163,13 @@ def bench_sin2cos(repeats: int, tmp: Path) -> dict:
     return out
 
 
-def bench_threads(repeats: int, tmp: Path) -> dict:
-    """train.threads=1 vs 2 (and auto) for sin2cos and for a 128-unit model with mini-batches."""
-    cfg = REPO / "configs" / "sin2cos.yaml"
-    cases = {
-        "sin2cos_h16_fullbatch": ["train.epochs=300", "train.stop_at_loss=null"],
-        "h64_seq50_batch32": [
-            "model.hidden_size=64", "data.points=20000", "data.seq_len=50", "train.batch_size=32",
-            "train.epochs=3", "train.stop_at_loss=null",
-        ],
-        "h128_seq50_batch32": [
-            "model.hidden_size=128", "data.points=20000", "data.seq_len=50", "train.batch_size=32",
-            "train.epochs=3", "train.stop_at_loss=null",
-        ],
-        "h128_seq50_batch256": [
-            "model.hidden_size=128", "data.points=40000", "data.seq_len=50", "train.batch_size=256",
-            "train.epochs=5", "train.stop_at_loss=null",
-        ],
-    }
-    out = {}
-    for name, sets in cases.items():
-        row = {}
-        for threads in ("1", "2", "auto"):
-            samples = [run_lstmctl_train(cfg, sets + [f"train.threads={threads}"], tmp / "runs") for _ in range(repeats)]
-            row[threads] = {"loop_s": median([s["loop_s"] for s in samples]), "threads_used": samples[0]["threads"]}
-        out[name] = row
-        print(f"  threads {name}: " + ", ".join(f"{k}={v['loop_s']:.2f}s" for k, v in row.items()), file=sys.stderr)
-    return out
+def bench_threads(repeats: int) -> dict:
+    """train.threads: 1 vs all threads per step at a few sizes (benchmarks/bench_threads.py)."""
+    out = Path(tempfile.mkdtemp()) / "threads.json"
+    proc = subprocess.run([sys.executable, str(HERE / "bench_threads.py"), "--repeats", str(repeats), "--out", str(out)],
+                          capture_output=True, text=True)
+    print(proc.stdout, file=sys.stderr)
+    return json.loads(out.read_text()) if proc.returncode == 0 else {"failed": proc.stderr[-2000:]}
 
 
 def bench_help(repeats: int) -> dict:
@@ -182,15 +198,25 @@ def bench_fashion(repeats: int, tmp: Path) -> dict | None:
         rows = [r.split(",") for r in (run / "metrics.csv").read_text().splitlines()[1:]]
         ev = subprocess.run(lstmctl_cmd("eval", run.name, "--runs-dir", str(tmp / "runs"), "--json"), capture_output=True, text=True)
         acc = json.loads(ev.stdout)["metrics"].get("accuracy") if ev.returncode == 0 else None
-        n_train = info.get("train_sequences")  # recorded by newer runs; else computed below from the data
+        n_train = _train_size(cfg)
         samples.append({"wall_s": wall, "loop_s": iso_seconds(info["started"], info["ended"]), "epochs": len(rows),
                         "epoch_s": [float(r[-1]) for r in rows], "test_accuracy": acc, "n_train": n_train})
     s = samples[0]
     res = {"wall_s": median([x["wall_s"] for x in samples]), "loop_s": median([x["loop_s"] for x in samples]),
            "epochs": s["epochs"], "test_accuracy": s["test_accuracy"], "raw": samples}
-    if s["n_train"]:
-        res["samples_per_s"] = s["n_train"] * s["epochs"] / res["loop_s"]
+    res["samples_per_s"] = s["n_train"] * s["epochs"] / res["loop_s"]
+    res["median_epoch_s"] = median(s["epoch_s"])
+    acc = s["test_accuracy"]
+    # metrics.csv has no per-epoch accuracy: the whole run is an upper bound on the time to 0.90
+    res["time_to_0.90_s_upper_bound"] = res["wall_s"] if acc is not None and acc >= 0.90 else None
     return res
+
+
+def _train_size(cfg_path: Path) -> int:
+    from lstmctl import config
+    from lstmctl.experiment import build_bundle
+
+    return len(build_bundle(config.load(cfg_path)).train)
 
 
 def bench_cells() -> dict:
@@ -226,19 +252,29 @@ def print_table(res: dict) -> None:
         print("\n(a) sine->cosine, configs/sin2cos.yaml (16-unit LSTM, whole split per step, stop at loss 1e-4)")
         print(f"{'variant':34} {'wall s':>8} {'loop s':>8} {'epochs':>7} {'threads':>7}")
         names = {"lstmctl": "lstmctl train (subprocess)", "plain_subprocess": "plain loop, script (default threads)",
-                 "plain_subprocess_1thread": "plain loop, script, 1 thread", "plain_inprocess": "plain loop, in-process"}
+                 "plain_subprocess_1thread": "plain loop, script, 1 thread"}
         for k, label in names.items():
             r = s[k]
             wall = f"{r['wall_s']:8.2f}" if "wall_s" in r else f"{'-':>8}"
             print(f"{label:34} {wall} {r['loop_s']:8.3f} {r['epochs']:7.0f} {r['threads']:7.0f}")
         for k, v in s["ratios"].items():
             print(f"  {k}: {v:.3f}")
+    ip = res.get("sin2cos_inprocess")
+    if ip:
+        lc, pl = ip["lstmctl"], ip["plain"]
+        print("\n(a) the loop alone, in-process, 1 thread, interleaved (medians)")
+        print(f"  plain loop {pl['loop_s']:.3f} s for {pl['epochs']} epochs ({pl['loop_s'] / pl['epochs'] * 1e6:.0f} us/epoch)")
+        print(f"  lstmctl    {lc['loop_s']:.3f} s = epochs {lc['epochs_s']:.3f} s ({lc['epochs_s'] / lc['epochs'] * 1e6:.0f} us/epoch)"
+              f" + final writes {lc['fixed_s'] * 1000:.0f} ms")
+        print(f"  ratio lstmctl/plain: whole loop {ip['ratios']['loop']:.3f}, per epoch {ip['ratios']['per_epoch']:.3f} (wall)")
+        print(f"  CPU seconds of the whole call (data, model, run dir, loop, writes): plain {pl['cpu_s']:.3f},"
+              f" lstmctl {lc['cpu_s']:.3f}, ratio {ip['ratios']['cpu_whole_call']:.3f}")
     t = res.get("threads")
-    if t:
-        print("\ntrain.threads (loop seconds, medians)")
-        print(f"{'case':24} {'1':>8} {'2':>8} {'auto':>8} {'auto uses':>9}")
-        for name, row in t.items():
-            print(f"{name:24} {row['1']['loop_s']:8.3f} {row['2']['loop_s']:8.3f} {row['auto']['loop_s']:8.3f} {row['auto']['threads_used']:9}")
+    if t and "rows" in t:
+        print("\ntrain.threads: ms per training step (forward+backward+Adam), medians")
+        for r in t["rows"]:
+            print(f"  {r['case']:28} {r['params']:8d} params  " + "  ".join(f"{k} thr {v:8.2f}" for k, v in r["step_ms"].items())
+                  + f"  best {r['best_threads']}")
     f = res.get("fashion")
     if f:
         print("\n(b) Fashion-MNIST:", json.dumps({k: v for k, v in f.items() if k != "raw"}))
@@ -251,7 +287,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description="lstmctl vs a plain PyTorch loop; CLI start-up.")
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--out", type=Path, default=HERE / "results" / "train.json")
-    ap.add_argument("--threads", action="store_true", help="also sweep train.threads (1, 2, auto) on a few sizes")
+    ap.add_argument("--threads", action="store_true", help="also time 1 vs all threads per step at a few sizes")
     ap.add_argument("--fashion", action="store_true", help="also run configs/fashion_mnist.yaml (long)")
     ap.add_argument("--cells", action="store_true", help="also run benchmarks/bench_cells.py")
     ap.add_argument("--skip-sin2cos", action="store_true")
@@ -261,9 +297,10 @@ def main() -> None:
         tmp = Path(d)
         res["help"] = bench_help(max(10, a.repeats))
         if not a.skip_sin2cos:
+            res["sin2cos_inprocess"] = bench_inprocess(max(a.repeats, 7), tmp)
             res["sin2cos"] = bench_sin2cos(a.repeats, tmp)
         if a.threads:
-            res["threads"] = bench_threads(max(1, a.repeats // 2), tmp)
+            res["threads"] = bench_threads(a.repeats)
         if a.fashion:
             res["fashion"] = bench_fashion(1, tmp)
         if a.cells:

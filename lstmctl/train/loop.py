@@ -45,14 +45,32 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
+def auto_threads(n_params: int) -> int:
+    """train.threads: auto. Measured with benchmarks/bench_threads.py (see README, Performance):
+
+    - under 20k parameters one thread wins: the hand-offs between threads cost more than they save;
+    - above, never more threads than idle cores: OpenMP threads that share a busy core spin and wait,
+      and a step then runs several times slower than on one thread (on a 2-core box running other jobs,
+      1 thread beat 2 by 3-12x at every size up to 290k parameters).
+    """
+    if n_params < 20_000:
+        return 1
+    try:
+        busy = os.getloadavg()[0]  # runnable processes, averaged over the last minute
+    except (AttributeError, OSError):
+        busy = 0.0
+    idle = max(1, int((os.cpu_count() or 1) - busy + 0.5))
+    return max(1, min(torch.get_num_threads(), idle))
+
+
 def pick_threads(cfg: Config, n_params: int, device: torch.device) -> None:
-    """Small recurrent models lose more to thread hand-offs than they gain: use one thread."""
+    """Set torch's CPU thread count: train.threads, or auto_threads() for the model's size and the idle cores."""
     if device.type != "cpu":
         return
     t = cfg.train.threads
     if t == "auto":
-        t = 1 if n_params < 20_000 else None
-    if t is not None and t != torch.get_num_threads():
+        t = auto_threads(n_params)
+    if t != torch.get_num_threads():
         torch.set_num_threads(t)
 
 
@@ -542,8 +560,7 @@ class Trainer:
             self.best_state = {k: v.detach().clone() for k, v in live.items()}
             return
         with torch.no_grad():
-            for k, v in live.items():
-                self.best_state[k].copy_(v)
+            torch._foreach_copy_(list(self.best_state.values()), list(live.values()))  # one call, not one per tensor
 
     def _after_epoch(self, row: dict[str, Any]) -> str | None:
         cfg = self.cfg
