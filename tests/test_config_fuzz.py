@@ -166,7 +166,7 @@ NASTY = {
     "empty": b"",
     "only-a-comment": b"# nothing here\n",
     "non-utf8": b"name: \xff\xfe\x00bad\ndata: {name: sine_cosine}\n",
-    "deep-lists": b"name: " + b"[" * 20000 + b"]" * 20000 + b"\n",
+    "deep-lists": b"name: " + b"[" * 3000 + b"]" * 3000 + b"\n",
     "deep-maps": b"data: " + b"{a: " * 3000 + b"1" + b"}" * 3000 + b"\n",
     "huge-number": b"name: x\nseed: 1e400\ndata: {name: sine_cosine}\nmodel: {name: lstm, hidden_size: 100000000000000000000000}\n",
     "a-list": b"- 1\n- 2\n",

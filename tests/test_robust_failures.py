@@ -13,7 +13,6 @@ import typer
 from lstmctl import errors
 from lstmctl.cli import handled
 from lstmctl.train import loop
-from tests.conftest import run_lstmctl
 from tests.robust_util import load_ckpt, metrics_without_seconds, only_run, run_info, write_cfg
 
 
@@ -23,12 +22,12 @@ def _error_line(output: str) -> str:
     return lines[0]
 
 
-def test_nan_loss_stops_naming_epoch_and_step(tmp_path, runs_dir):
+def test_nan_loss_stops_naming_epoch_and_step(cli, tmp_path, runs_dir):
     # plain SGD at lr 100 overflows the head within two epochs
     cfg = write_cfg(tmp_path / "nan.yaml", epochs=50, optimizer="sgd", lr=100)
-    r = run_lstmctl("train", cfg)
-    assert r.returncode == 1, r.stderr
-    line = _error_line(r.stderr)
+    r = cli("train", cfg, ok=False)
+    assert r.exit_code == 1, r.output
+    line = _error_line(r.output)
     assert "the training loss became" in line and ("inf" in line or "nan" in line)
     assert "at epoch 2, step" in line
     assert "lower train.lr or set train.grad_clip" in line

@@ -27,7 +27,7 @@ from tests.robust_util import (
     write_cfg,
 )
 
-N = 40  # epochs of the run that gets killed
+N = 25  # epochs of the run that gets killed
 
 
 def _check_after_kill(run, pid):
@@ -154,3 +154,29 @@ def test_no_usable_checkpoint_stops_with_one_line_naming_the_file(cli, tmp_path,
     lines = _one_line(cli("resume", run.name, "--epochs", "5", ok=False))
     assert len(lines) == 1 and "belongs to another experiment" in lines[0] and "model section" in lines[0], lines
     assert run_info(run)["status"] == "completed" and run_info(run)["epochs_done"] == 3  # nothing was touched
+
+
+def test_status_tells_a_dead_run_from_a_live_one(tmp_path, monkeypatch):
+    import os
+    import socket
+
+    from lstmctl import runs
+
+    run = RunDir(tmp_path / "r")
+    run.path.mkdir()
+    here = socket.gethostname()
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    dead_pid = int(dead.stdout)
+    run.update(status="running", pid=dead_pid, host=here)
+    assert run.status() == "died"
+    run.update(pid=os.getpid())  # a live pid, no lock file yet (a run just starting): running
+    assert run.status() == "running"
+    with run.lock():
+        assert run.status() == "running"
+        assert runs.RunLock.is_held(run) is True
+    # the pid lives but nobody holds the run's lock: the pid was reused by another process
+    assert runs.RunLock.is_held(run) is False and run.status() == "died"
+    run.update(host="another-host")  # cannot be told from here: trust the record
+    assert run.status() == "running"
+    run.update(status="interrupted")
+    assert run.status() == "interrupted"
