@@ -395,6 +395,7 @@ def resume(
     ] = None,
     from_: Annotated[str, typer.Option("--from", help="last: continue this run; best: weights for a --new-run.")] = "last",
     new_run: Annotated[bool, typer.Option("--new-run", help="Start a new run from the checkpoint's weights (fresh optimizer).")] = False,
+    set_: Sets = None,
     runs_dir: RunsDir = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress output.")] = False,
     json_out: JsonOut = False,
@@ -404,7 +405,7 @@ def resume(
     with handled(debug):
         from lstmctl.resume import resume as do_resume
 
-        r = do_resume(run, runs_dir, epochs=epochs, source=from_, new_run=new_run, quiet=quiet or json_out)
+        r = do_resume(run, runs_dir, epochs=epochs, source=from_, new_run=new_run, overrides=set_, quiet=quiet or json_out)
         if json_out:
             print(json.dumps({"run": r.run.id, "run_dir": str(r.run.path), "message": r.message, **(r.summary or {})}, default=str))
             return

@@ -50,16 +50,26 @@ def resume(
     epochs: int | None = None,
     source: str = "last",
     new_run: bool = False,
+    overrides: list[str] | None = None,
     quiet: bool = False,
 ) -> ResumeResult:
-    """Continue run `ref` (in place), or start a new run from its `source` weights (`new_run`)."""
+    """Continue run `ref` (in place), or start a new run from its `source` weights (`new_run`).
+
+    `overrides` (`--set`) change the new run's config (e.g. a lower train.lr for fine-tuning); a run
+    continued in place keeps the config it started with.
+    """
     if source not in ("last", "best"):
         raise UserError(f"--from must be last or best, got {source!r}")
     if epochs is not None and epochs < 1:
         raise UserError(f"--epochs must be at least 1, got {epochs}")
     run = find_run(ref, runs_dir)
     if new_run:
-        return _new_run_from(run, source, epochs, runs_dir, quiet)
+        return _new_run_from(run, source, epochs, overrides, runs_dir, quiet)
+    if overrides:
+        raise UserError(
+            "--set only works with --new-run: a run continued in place keeps the config it started with "
+            f"(try: lstmctl resume {run.id} --from best --new-run --set ...)"
+        )
     if source == "best":
         raise UserError(
             "--from best starts a new run from the best weights: add --new-run "
@@ -176,7 +186,7 @@ def _continue(run: RunDir, epochs: int | None, quiet: bool) -> ResumeResult:
 # ---------------------------------------------------------------- a new run from weights
 
 
-def _new_run_from(parent: RunDir, source: str, epochs: int | None, runs_dir, quiet: bool) -> ResumeResult:
+def _new_run_from(parent: RunDir, source: str, epochs: int | None, overrides, runs_dir, quiet: bool) -> ResumeResult:
     import torch
 
     from lstmctl import config as config_mod
@@ -193,6 +203,8 @@ def _new_run_from(parent: RunDir, source: str, epochs: int | None, runs_dir, qui
     if "model" not in state:
         raise UserError(f"checkpoint {path} holds no model weights")
     _check_same_experiment(state, path, cfg)
+    if overrides:  # the new run's own config: the parent's, changed by --set (weights must still fit)
+        cfg = config_mod.validate(config_mod.apply_overrides(cfg.to_dict(), overrides))
     if epochs is not None:
         cfg = cfg.model_copy(update={"train": cfg.train.model_copy(update={"epochs": epochs})})
     device = resolve_device(cfg.device)
@@ -224,7 +236,7 @@ def _new_run_from(parent: RunDir, source: str, epochs: int | None, runs_dir, qui
             "epochs": cfg.train.epochs,
             "epochs_done": 0,
             "source": pinfo.get("source"),
-            "overrides": pinfo.get("overrides", []),
+            "overrides": list(pinfo.get("overrides") or []) + list(overrides or []),
             "parent": {"run": parent.id, "checkpoint": f"{source}.pt", "epoch": int(state.get("epoch", 0))},
             "torch_version": torch.__version__,
             "lstmctl_version": __version__,

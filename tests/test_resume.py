@@ -108,7 +108,7 @@ def test_new_run_from_best_weights(cli, tmp_path, runs_dir, monkeypatch):
         return real_fit(self)
 
     monkeypatch.setattr(loop.Trainer, "fit", fit)
-    r = cli("resume", parent.name, "--from", "best", "--new-run", "--epochs", "2")
+    r = cli("resume", parent.name, "--from", "best", "--new-run", "--epochs", "2", "--set", "train.lr=0.002")
     new = only_run(runs_dir)
     assert new != parent and new.name in r.output
     for k, v in best["model"].items():
@@ -117,7 +117,9 @@ def test_new_run_from_best_weights(cli, tmp_path, runs_dir, monkeypatch):
     info = run_info(new)
     assert info["status"] == "completed" and info["epochs_done"] == 2
     assert info["parent"] == {"run": parent.name, "checkpoint": "best.pt", "epoch": best["epoch"]}
-    assert "epochs: 2" in (new / "config.yaml").read_text()
+    saved = (new / "config.yaml").read_text()
+    assert "epochs: 2" in saved and "lr: 0.002" in saved  # the parent's config, with --set applied
+    assert info["overrides"][-1] == "train.lr=0.002"
     assert metrics_without_seconds(parent) == parent_metrics  # the parent is untouched
 
 
@@ -134,6 +136,8 @@ def test_resume_mistakes_are_one_line(cli, tmp_path, runs_dir, write_config):
     err("resume", run.name, "--from", "best", needle="add --new-run")
     err("resume", run.name, "--from", "middle", needle="--from must be last or best")
     err("resume", "nope", needle="no run 'nope'")
+    err("resume", run.name, "--set", "train.lr=0.1", needle="--set only works with --new-run")
+    err("resume", run.name, "--new-run", "--set", "model.hidden_size=9", needle="does not fit the model")
     r = cli("resume", run.name, "--epochs", "0", ok=False)  # Typer's own usage error
     assert r.exit_code == 2 and "--epochs" in r.output and "Traceback" not in r.output
 
