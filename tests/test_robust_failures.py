@@ -31,6 +31,7 @@ def test_nan_loss_stops_naming_epoch_and_step(cli, tmp_path, runs_dir):
     assert "the training loss became" in line and ("inf" in line or "nan" in line)
     assert "at epoch 2, step" in line
     assert "lower train.lr or set train.grad_clip" in line
+    assert "its last good checkpoint (epoch 1) is kept" in line
     run = only_run(runs_dir)
     info = run_info(run)
     assert info["status"] == "failed" and "epoch 2, step" in info["error"]
@@ -41,6 +42,17 @@ def test_nan_loss_stops_naming_epoch_and_step(cli, tmp_path, runs_dir):
     assert best["epoch"] == 1 and math.isfinite(best["best"]["value"])
     assert all(math.isfinite(float(row["train_loss"])) for row in metrics_without_seconds(run))
     assert info["best"]["value"] is not None and math.isfinite(info["best"]["value"])
+
+
+def test_non_finite_loss_at_the_first_step_points_at_the_data(cli, tmp_path, runs_dir, monkeypatch):
+    real = loop.make_criterion
+    monkeypatch.setattr(loop, "make_criterion", lambda name, task: (lambda out, y: real(name, task)(out, y) * float("nan")))
+    r = cli("train", write_cfg(tmp_path / "c.yaml", epochs=3), ok=False)
+    assert r.exit_code == 1
+    line = _error_line(r.output)
+    assert "became nan at epoch 1, step 1" in line and "check the data for NaN or infinite values" in line
+    assert "no checkpoint had been saved yet" in line
+    assert run_info(only_run(runs_dir))["status"] == "failed"
 
 
 def test_non_finite_never_becomes_best(cli, tmp_path, runs_dir, monkeypatch):
@@ -82,6 +94,7 @@ def test_out_of_memory_fails_with_the_batch_size(cli, tmp_path, runs_dir, monkey
     assert r.exit_code == 1, r.output
     line = _error_line(r.output)
     assert "out of memory" in line and "at epoch 3 with batch_size 3" in line and "lower train.batch_size" in line
+    assert "its last good checkpoint (epoch 2) is kept" in line
     run = only_run(runs_dir)
     assert run_info(run)["status"] == "failed"
     assert load_ckpt(run / "checkpoints" / "last.pt")["epoch"] == 2  # the last checkpoint is kept

@@ -462,7 +462,14 @@ class Trainer:
                 self.run.update(status="failed", ended=utcnow(), error=message, epochs_done=self.epoch)
             except (OSError, LstmctlError):  # the disk that failed may refuse run.json too
                 pass
-        raise RunFailed(f"run {self.run.id} failed: {message}. Last good checkpoint kept in {self.run.checkpoints}") from exc
+        saved = getattr(self, "_saved_at", None)
+        if saved is not None:
+            kept = f"its last good checkpoint (epoch {saved[0]}) is kept in {self.run.checkpoints}"
+        elif self.run.checkpoint("last").exists():
+            kept = f"its last good checkpoint is kept in {self.run.checkpoints}"
+        else:
+            kept = "no checkpoint had been saved yet"
+        raise RunFailed(f"run {self.run.id} failed: {message}; {kept}") from exc
 
     def _run_epoch(self, epoch: int) -> dict[str, Any] | None:
         """One epoch; None if a signal arrived (state is then saved mid-epoch)."""
@@ -545,9 +552,11 @@ class Trainer:
         values = [step_losses[0].item()] if len(step_losses) == 1 else torch.stack(step_losses).tolist()
         for j, v in enumerate(values):  # plain floats: cheaper than tensor ops for a handful of values
             if not math.isfinite(v):
+                first = epoch == 1 and start + j == 0  # before any update: the data, not the lr
                 raise RunFailed(
                     f"the training loss became {v} at epoch {epoch}, step {start + j + 1}; "
-                    "lower train.lr or set train.grad_clip"
+                    + ("check the data for NaN or infinite values (or lower train.lr)" if first
+                       else "lower train.lr or set train.grad_clip")
                 )
         self.partial["losses"] += values
         self.partial["sizes"] += sizes
