@@ -32,12 +32,14 @@ def eval_mse(cli) -> float:
 
 # ----------------------------------------------------------------- training (the per-family proof)
 
+# sin2cos.yaml as shipped; the two slowest per epoch get lr 0.02, which halves their epochs (they
+# pass at the default lr 0.01 too: peephole test MSE 3.4e-4 in 307 epochs, gru 3.3e-4 in 245).
 TRAIN_CASES = {
     "lstm_cell": [],
-    "lstm_cell-peephole": ["--set", "model.variant=peephole"],
+    "lstm_cell-peephole": ["--set", "model.variant=peephole", "--set", "train.lr=0.02"],
     "stacked_lstm": [],
     "bilstm": [],
-    "gru": [],
+    "gru": ["--set", "train.lr=0.02"],
     "rnn": [],
 }
 

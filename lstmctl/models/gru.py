@@ -21,7 +21,7 @@ from lstmctl.registry import register_model
 
 class GRUParams(RecurrentParams):
     cell: Literal["torch", "hand"] = Field(
-        "torch", description="torch: nn.GRU (fused kernel, fastest); hand: the hand-built GRU (same numbers)"
+        "torch", description="torch: nn.GRU; hand: the hand-built GRU (same numbers, plain autograd)"
     )
     bidirectional: bool = Field(False, description="also read the sequence backwards; outputs are concatenated")
 
