@@ -98,8 +98,8 @@ class _LSTMLayer(torch.autograd.Function):
             s = S_[t]
             dZ_[t].mul_(torch.addcmul(s, s, s, value=-1.0))  # ⊙ σ' = σ(1 - σ)
             delta.mul_(Sf[t])  # dL/d(2c_{t-1})
-        d_h0 = dZ_[0].mm(w8)
-        d_c0 = delta.mul(2.0)
+        d_h0 = dZ_[0].mm(w8) if ctx.needs_input_grad[1] else None
+        d_c0 = delta.mul(2.0) if ctx.needs_input_grad[2] else None
         dZ2 = dZ.view(T * B, 4 * H)
         d_w_ih = dZ2.t().mm(x.reshape(T * B, -1)).mul_(scale8)
         d_w_hh = dZ2.t().mm(Hs[:T].reshape(T * B, H)).mul_(scale8)
