@@ -34,7 +34,7 @@ def _start_training(cfg, runs_dir, *, source, overrides, dist, quiet):
     from lstmctl import config as config_mod
     from lstmctl.experiment import build_bundle, build_model, resolve_device, save_data_state
     from lstmctl.models.base import count_parameters
-    from lstmctl.train.loop import Trainer, seed_everything
+    from lstmctl.train.loop import Trainer, check_stateful, seed_everything
 
     device = dist.device if dist is not None else resolve_device(cfg.device)
     if cfg.logging.tensorboard:
@@ -44,6 +44,7 @@ def _start_training(cfg, runs_dir, *, source, overrides, dist, quiet):
     seed_everything(cfg.seed)
     bundle = build_bundle(cfg)  # data errors surface before a run directory exists
     model = build_model(cfg, bundle)
+    check_stateful(cfg, len(bundle.train))
     is_main = dist is None or dist.rank == 0
     run = dist.create_run(cfg.name, runs_dir) if dist is not None else create_run(cfg.name, runs_dir)
     if is_main:

@@ -46,13 +46,17 @@ def open_run(run: RunDir, which: str = "best") -> LoadedRun:
 
 
 def predict(model: torch.nn.Module, x: torch.Tensor, stateful: bool = False) -> torch.Tensor:
-    """Model outputs for a (N, T, F) tensor, batched, in eval mode, on CPU."""
+    """Model outputs for a (N, T, F) tensor, batched, in eval mode, on CPU.
+
+    Stateful runs read the chunks one after another, carrying the state, as one series.
+    """
     model.eval()
     outs = []
     state = None
+    step = 1 if stateful else EVAL_BATCH
     with torch.no_grad():
-        for lo in range(0, x.shape[0], EVAL_BATCH):
-            out, new_state = model(x[lo : lo + EVAL_BATCH], state if stateful else None)
+        for lo in range(0, x.shape[0], step):
+            out, new_state = model(x[lo : lo + step], state)
             state = new_state if stateful else None
             outs.append(out)
     return torch.cat(outs) if outs else torch.zeros(0)

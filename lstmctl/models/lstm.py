@@ -5,7 +5,7 @@ from __future__ import annotations
 from torch import nn
 
 from lstmctl.data.base import Task
-from lstmctl.models.base import RecurrentParams, SequenceModel, init_recurrent
+from lstmctl.models.base import RecurrentParams, SequenceModel, check_between_layer_dropout, init_recurrent
 from lstmctl.registry import register_model
 
 
@@ -16,6 +16,7 @@ class LSTMParams(RecurrentParams):
 @register_model("lstm", LSTMParams)
 def build_lstm(p: LSTMParams, input_size: int, output_size: int, task: Task) -> nn.Module:
     """torch.nn.LSTM, batch first, with a linear head per step or on the final state."""
+    check_between_layer_dropout(p)
     rnn = nn.LSTM(
         input_size,
         p.hidden_size,

@@ -152,17 +152,40 @@ def make_scheduler(cfg: Config, opt, steps_per_epoch: int):
     return None
 
 
+def stateful_order(n: int, batch_size: int) -> torch.Tensor:
+    """Order chunks so that row j of every batch continues row j of the batch before.
+
+    With n consecutive chunks and batches of B, row j reads chunks j·(n/B), j·(n/B)+1, ...: B streams.
+    """
+    if batch_size >= n:
+        return torch.arange(n)
+    return torch.arange(n).view(batch_size, n // batch_size).t().reshape(-1)
+
+
+def check_stateful(cfg: Config, n_train: int) -> None:
+    bs = cfg.train.batch_size
+    if cfg.train.stateful and bs is not None and bs < n_train and n_train % bs:
+        raise ConfigError(
+            f"train.stateful needs the {n_train} training sequences to split into equal streams: "
+            f"set train.batch_size to a divisor of {n_train} (e.g. 1) or null"
+        )
+
+
 def evaluate_loss(model, split, criterion, device, stateful: bool) -> float:
-    """Mean loss over a split, in eval mode, without gradients."""
+    """Mean loss over a split, in eval mode, without gradients.
+
+    Stateful runs read the split's chunks one after another, carrying the state, as one series.
+    """
     model.eval()
     total = torch.zeros((), device=device, dtype=torch.float64)
     n = len(split)
+    step = 1 if stateful else EVAL_BATCH
     state = None
     with torch.no_grad():
-        for lo in range(0, n, EVAL_BATCH):
-            xb = split.x[lo : lo + EVAL_BATCH]
-            yb = split.y[lo : lo + EVAL_BATCH]
-            out, new_state = model(xb, state if stateful else None)
+        for lo in range(0, n, step):
+            xb = split.x[lo : lo + step]
+            yb = split.y[lo : lo + step]
+            out, new_state = model(xb, state)
             state = new_state if stateful else None
             total += criterion(out, yb).double() * xb.shape[0]
     model.train()
@@ -236,7 +259,7 @@ class Trainer:
         shuffle = self.cfg.train.shuffle and not self.cfg.train.stateful
         if self.dist is None and self.batch_size >= n:
             return [None]  # one step on the whole split: its order cannot matter, so no permutation, no copy
-        order = epoch_order(self.cfg.seed, epoch, n, shuffle)
+        order = stateful_order(n, self.batch_size) if self.cfg.train.stateful else epoch_order(self.cfg.seed, epoch, n, shuffle)
         if self.dist is not None:  # DistributedSampler semantics: pad by wrapping, then stride
             per = math.ceil(n / self.dist.world_size)
             padded = torch.cat([order, order[: per * self.dist.world_size - n]]) if per * self.dist.world_size > n else order
