@@ -16,21 +16,28 @@ def test_two_trains_at_the_same_moment_get_two_runs(cli, tmp_path, runs_dir):
     cfg = write_cfg(tmp_path / "exact.yaml", epochs=30)
     procs = [popen("train", cfg, "--quiet") for _ in range(2)]
 
-    def both_training():
-        dirs = [p for p in runs_dir.iterdir()] if runs_dir.is_dir() else []
-        pids = {run_info(d).get("pid") for d in dirs if (d / "run.json").exists() and (d / "metrics.csv").exists()}
-        return len(dirs) == 2 and pids == {p.pid for p in procs}
+    training: list = []
 
-    wait_until(both_training, poll=0.005)
-    busy = [d for d in runs_dir.iterdir() if run_info(d)["pid"] == procs[0].pid][0]
-    procs[0].send_signal(signal.SIGSTOP)  # hold it still while it holds its run's lock
+    def one_training():  # fit() has started: the run's lock is held, run.json has the pid
+        for d in runs_dir.iterdir() if runs_dir.is_dir() else []:
+            if (d / "metrics.csv").exists() and (d / "run.json").exists():
+                pid = run_info(d).get("pid")
+                for p in procs:
+                    if p.pid == pid:
+                        p.send_signal(signal.SIGSTOP)  # hold it still while it holds its run's lock
+                        training.append((d, p))
+                        return True
+        return False
+
+    wait_until(one_training, poll=0.002)
+    busy, proc = training[0]
     try:
         assert run_info(busy)["status"] == "running"
         refused = cli("resume", busy.name, "--epochs", "40", ok=False)  # train holds its run's lock
         assert refused.exit_code == 2, refused.output
-        assert f"run {busy.name} is in use by process {procs[0].pid}" in refused.output
+        assert f"run {busy.name} is in use by process {proc.pid}" in refused.output
     finally:
-        procs[0].send_signal(signal.SIGCONT)
+        proc.send_signal(signal.SIGCONT)
 
     results = [finish(p) for p in procs]
     assert [rc for rc, _, _ in results] == [0, 0], results
