@@ -63,7 +63,7 @@ def test_resume_mid_epoch_is_exact(cli, tmp_path, runs_dir, reference, monkeypat
         r = cli("train", write_cfg(tmp_path / "exact.yaml"), "--quiet", ok=False)
     assert r.exit_code == 130, r.output
     run = only_run(runs_dir)
-    assert f"Continue with: lstmctl resume {run.name}" in r.output
+    assert f"interrupted in epoch 3 after step 3 of 6; state saved. Continue with: lstmctl resume {run.name}" in r.output
     state = load_ckpt(run / "checkpoints" / "last.pt")
     assert state["epoch"] == 2 and state["step_in_epoch"] > 0  # stopped inside epoch 3
     assert run_info(run)["status"] == "interrupted"

@@ -473,9 +473,12 @@ class Trainer:
 
     def _interrupted(self) -> Interrupted:
         name = signal.Signals(self._stop_signal).name
+        where = (
+            f"after epoch {self.epoch}" if self.step_in_epoch == 0
+            else f"in epoch {self.epoch + 1} after step {self.step_in_epoch} of {self.steps_per_epoch}"
+        )
         return Interrupted(
-            f"{name}: run {self.run.id} interrupted at epoch {self.epoch} (step {self.step_in_epoch}); "
-            f"state saved. Continue with: lstmctl resume {self.run.id}",
+            f"{name}: run {self.run.id} interrupted {where}; state saved. Continue with: lstmctl resume {self.run.id}",
             self._stop_signal,
         )
 
