@@ -79,7 +79,10 @@ class RunLock:
             fcntl = None
         me = f"{os.getpid()} {socket.gethostname()}\n".encode()
         if fcntl is not None:
-            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+            try:
+                fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+            except OSError as e:
+                raise UserError(f"cannot lock run {self.run.id}: {e.strerror} ({self.path}); is the runs directory writable?") from None
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except OSError:
