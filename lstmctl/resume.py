@@ -158,6 +158,12 @@ def _continue(run: RunDir, epochs: int | None, quiet: bool) -> ResumeResult:
                 f"run {run.id} uses a onecycle schedule fixed to train.epochs={cfg.train.epochs}; it cannot go to {target} "
                 f"epochs. Start a new run from its weights: lstmctl resume {run.id} --from best --new-run --epochs N"
             )
+        if int(info.get("world_size") or 1) > 1:
+            notes.append(
+                f"warning: run {run.id} trained on {info['world_size']} processes (DDP); it continues on one, "
+                "with the same state but not the same batches, so not bit-for-bit"
+            )
+            _say(notes[-1])
         device = resolve_device(cfg.device)
         seed_everything(cfg.seed)  # the same order of construction as a fresh start
         bundle = build_bundle(cfg)
