@@ -289,6 +289,7 @@ def build_tabular(p: TabularParams, seed: int, val_fraction: float = 0.0, state:
         "scale": scale.tolist(),
         "target": p.target,
         "target_scale": {"scale": [float(scale[ti])], "offset": [float(offset[ti])]},
+        "input_scale": {"scale": scale[f_idx].tolist(), "offset": offset[f_idx].tolist()},  # for raw arrays (API)
         "mase_scale": mase_scale,
         "rows": {"total": n, "train": n_tr, "val": n_val, "test": n_test},
         "source": str(path),
@@ -317,3 +318,37 @@ def build_tabular(p: TabularParams, seed: int, val_fraction: float = 0.0, state:
         },
         state=state_out,
     )
+
+
+def prediction_inputs(p: TabularParams, state: dict, path: Path) -> tuple[torch.Tensor, list[str]]:
+    """Windows over a new CSV, built and scaled exactly as in training (the run's saved scaler).
+
+    Every window of `window` rows gives one forecast, including the last window, whose target lies
+    `horizon` rows past the end of the file. Labels name the target row: its date (or row number),
+    or `<last date>+h` beyond the end.
+    """
+    header, body = read_table(path, p.delimiter)
+    columns = state.get("columns") or []
+    features = p.features or [c for c in columns if c != p.date_column]
+    f_cols = [_column(path, header, name, "features") for name in features]
+    values = numeric_columns(path, header, body, f_cols, "feature")
+    values, kept = handle_missing(values, features, p.missing, path)
+    if len(values) < p.window:
+        raise UserError(f"{path.name}: {len(values)} usable rows but one window needs data.window = {p.window}")
+    offset = np.asarray([state["offset"][columns.index(c)] for c in features], dtype=np.float64)
+    scale = np.asarray([state["scale"][columns.index(c)] for c in features], dtype=np.float64)
+    scaled = (values - offset) / scale
+    starts = np.arange(0, len(scaled) - p.window + 1, p.stride)
+    x = scaled[starts[:, None] + np.arange(p.window)[None, :]]
+    d_col = header.index(p.date_column) if p.date_column and p.date_column in header else None
+    labels = []
+    for s in starts:
+        last = int(kept[s + p.window - 1])
+        target = s + p.window - 1 + p.horizon
+        if target < len(kept):
+            row = int(kept[target])
+            labels.append(body[row][d_col].strip() if d_col is not None else str(row))
+        else:
+            base = body[last][d_col].strip() if d_col is not None else str(last)
+            labels.append(f"{base}+{target - (len(kept) - 1)}")
+    return torch.from_numpy(x.astype(np.float32)), labels
