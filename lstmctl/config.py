@@ -26,7 +26,7 @@ TOP_KEYS = ("base", "name", "seed", "device", "data", "model", "train", "logging
 class Strict(BaseModel):
     """Unknown keys are errors; every section of the config derives from this."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
 
 class EarlyStopping(Strict):
@@ -154,11 +154,30 @@ def parse_yaml(text: str, source: str = "<config>") -> dict[str, Any]:
         raise ConfigError(f"{source}{where}: invalid YAML: {problem}") from e
     except (RecursionError, ValueError, OverflowError) as e:  # absurd nesting or numbers
         raise ConfigError(f"{source}: cannot parse YAML: {type(e).__name__}") from e
+    _check_size(data, source)
     if data is None:
         raise ConfigError(f"{source} is empty; start from one of the files in configs/")
     if not isinstance(data, dict):
         raise ConfigError(f"{source}: the top level must be a mapping of keys (name, data, model, train), got {type(data).__name__}")
     return data
+
+
+MAX_NODES = 100_000
+
+
+def _check_size(data: Any, source: str) -> None:
+    """Refuse documents whose aliases expand to absurd sizes (a 'billion laughs'), before anyone walks them."""
+    stack, seen = [data], 0
+    while stack:
+        node = stack.pop()
+        seen += 1
+        if seen > MAX_NODES:
+            raise ConfigError(f"{source} is too large: its values (aliases expanded) exceed {MAX_NODES:,}; a config is a few dozen keys")
+        if isinstance(node, dict):
+            stack.extend(node.keys())
+            stack.extend(node.values())
+        elif isinstance(node, (list, tuple)):
+            stack.extend(node)
 
 
 def _merge(base: dict, over: dict) -> dict:
@@ -199,6 +218,7 @@ def apply_overrides(raw: dict, overrides: list[str] | None) -> dict:
             raise ConfigError(f"bad --set {item!r}: expected KEY=VALUE with a dotted key, e.g. --set train.lr=0.003")
         try:
             parsed = yaml.safe_load(value) if value.strip() else None
+            _check_size(parsed, f"--set {key}")
         except yaml.YAMLError:
             parsed = value  # not YAML: take the literal text
         node = raw

@@ -130,7 +130,7 @@ def load_resumable(run: RunDir, cfg) -> tuple[dict[str, Any] | None, Path | None
 
 
 def _continue(run: RunDir, epochs: int | None, quiet: bool) -> ResumeResult:
-    from lstmctl.experiment import build_bundle, build_model, resolve_device
+    from lstmctl.experiment import build_bundle, build_model, load_data_state, resolve_device
     from lstmctl.train import checkpoint as ckpt
     from lstmctl.train.loop import Trainer, seed_everything
 
@@ -166,7 +166,7 @@ def _continue(run: RunDir, epochs: int | None, quiet: bool) -> ResumeResult:
             _say(notes[-1])
         device = resolve_device(cfg.device)
         seed_everything(cfg.seed)  # the same order of construction as a fresh start
-        bundle = build_bundle(cfg)
+        bundle = build_bundle(cfg, load_data_state(run.data_state))  # the scaler fitted at the start
         model = build_model(cfg, bundle)
         where = f"epoch {done}" + (f", step {step}" if step else "")
         if state is None:
@@ -196,7 +196,7 @@ def _new_run_from(parent: RunDir, source: str, epochs: int | None, overrides, ru
     import torch
 
     from lstmctl import config as config_mod
-    from lstmctl.experiment import build_bundle, build_model, resolve_device, save_data_state
+    from lstmctl.experiment import build_bundle, build_model, load_data_state, resolve_device, save_data_state
     from lstmctl.models.base import count_parameters
     from lstmctl.train import checkpoint as ckpt
     from lstmctl.train.loop import Trainer, seed_everything
@@ -215,7 +215,8 @@ def _new_run_from(parent: RunDir, source: str, epochs: int | None, overrides, ru
         cfg = cfg.model_copy(update={"train": cfg.train.model_copy(update={"epochs": epochs})})
     device = resolve_device(cfg.device)
     seed_everything(cfg.seed)
-    bundle = build_bundle(cfg)
+    same_data = cfg.data == parent.load_config().data
+    bundle = build_bundle(cfg, load_data_state(parent.data_state) if same_data else None)  # the parent's scaler
     model = build_model(cfg, bundle)
     try:
         model.load_state_dict(state["model"])

@@ -131,3 +131,19 @@ def test_json_schema_covers_components():
     lstm = next(o for o in schema["properties"]["model"]["oneOf"] if o["properties"]["name"]["const"] == "lstm")
     assert "hidden_size" in lstm["properties"]
     yaml.safe_dump(schema)  # plain data
+
+
+def test_alias_bomb_is_refused_quickly(tmp_path):
+    lines = ['a: &a ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]']
+    for prev, name in zip("abcdefgh", "bcdefghi"):
+        lines.append(f"{name}: &{name} [" + ",".join([f"*{prev}"] * 9) + "]")
+    p = tmp_path / "bomb.yaml"
+    p.write_text("\n".join(lines) + "\nseed: *i\n")
+    with pytest.raises(ConfigError, match="too large"):
+        config.load(p)
+
+
+@pytest.mark.parametrize("value", [".nan", ".inf", "-.inf"])
+def test_non_finite_numbers_are_refused(write_config, value):
+    with pytest.raises(ConfigError, match="finite number"):
+        config.load(write_config(), [f"data.t_start={value}"])
