@@ -137,7 +137,8 @@ def eval_(
             return
         from rich.table import Table
 
-        table = Table(title=f"{rd.id} — {split} split, {checkpoint} checkpoint (epoch {result['epoch']})")
+        print(f"{rd.id}: {split} split, {checkpoint} checkpoint (epoch {result['epoch']})")
+        table = Table()
         table.add_column("metric")
         table.add_column("value", justify="right")
         for k, v in result["metrics"].items():

@@ -148,7 +148,8 @@ def _continue(run: RunDir, epochs: int | None, quiet: bool) -> ResumeResult:
         status = run.status(info)
         stopped_early = status == "completed" and info.get("stop_reason") in EARLY_STOPS
         if done >= target or (stopped_early and epochs is None):
-            if status != "completed" and done >= target:
+            own_target = int(info.get("epochs") or cfg.train.epochs)
+            if status != "completed" and done >= own_target and not step:
                 run.update(status="completed", epochs_done=done)  # it died after its final save
             why = f"stopped early ({info.get('stop_reason')})" if stopped_early and done < target else "complete"
             asked = f"; pass --epochs with more than {done} to train further"

@@ -143,3 +143,19 @@ def test_resume_mistakes_are_one_line(cli, tmp_path, runs_dir, write_config):
 
     cli("train", write_config({"train.epochs": 2, "train.scheduler": {"name": "onecycle"}}), "--quiet")
     err("resume", only_run(runs_dir).name, "--epochs", "4", needle="onecycle schedule")
+
+
+def test_resume_to_fewer_epochs_leaves_an_interrupted_run_alone(cli, write_config, runs_dir):
+    """Asking for fewer epochs than done changes nothing: the run stays interrupted and resumable."""
+    import json
+
+    cli("train", write_config({"train.epochs": 4}), "--quiet")
+    run = next(runs_dir.iterdir())
+    info = json.loads((run / "run.json").read_text())
+    info.update(status="interrupted", epochs=10)  # as if stopped by Ctrl-C on the way to 10
+    (run / "run.json").write_text(json.dumps(info))
+    r = cli("resume", run.name, "--epochs", "2")
+    assert "already complete" in r.output or "already" in r.output
+    assert json.loads((run / "run.json").read_text())["status"] == "interrupted"
+    cli("resume", run.name, "--quiet")
+    assert json.loads((run / "run.json").read_text())["epochs_done"] == 10
