@@ -29,11 +29,7 @@ def start_training(cfg, runs_dir=None, *, source: str | None = None, overrides=N
 
 
 def _start_training(cfg, runs_dir, *, source, overrides, dist, quiet):
-    import torch
-
-    from lstmctl import config as config_mod
-    from lstmctl.experiment import build_bundle, build_model, resolve_device, save_data_state
-    from lstmctl.models.base import count_parameters
+    from lstmctl.experiment import build_bundle, build_model, resolve_device
     from lstmctl.train.loop import Trainer, check_stateful, seed_everything
 
     device = dist.device if dist is not None else resolve_device(cfg.device)
@@ -48,39 +44,52 @@ def _start_training(cfg, runs_dir, *, source, overrides, dist, quiet):
     is_main = dist is None or dist.rank == 0
     run = dist.create_run(cfg.name, runs_dir) if dist is not None else create_run(cfg.name, runs_dir)
     if is_main:
-        write_text_atomic(run.config_path, config_mod.dump(cfg))
-        save_data_state(bundle, run.data_state)
-        write_json(
-            run.run_json,
-            {
-                "id": run.id,
-                "name": cfg.name,
-                "status": "running",
-                "created": utcnow(),
-                "dataset": cfg.data["name"],
-                "model": cfg.model["name"],
-                "task": bundle.task.value,
-                "device": str(device),
-                "world_size": dist.world_size if dist is not None else 1,
-                "seed": cfg.seed,
-                "params": count_parameters(model),
-                "epochs": cfg.train.epochs,
-                "epochs_done": 0,
-                "source": source,
-                "overrides": list(overrides or []),
-                "torch_version": torch.__version__,
-                "lstmctl_version": __version__,
-                "python": platform.python_version(),
-                "host": socket.gethostname(),
-                "pid": os.getpid(),
-                "argv": sys.argv,
-            },
-        )
+        record_new_run(run, cfg, bundle, model, device, source=source, overrides=overrides,
+                       world_size=dist.world_size if dist is not None else 1)
     trainer = Trainer(cfg, run, bundle, model, device, quiet=quiet, dist=dist)
     summary = trainer.fit()
     if dist is not None:
         dist.finish(trainer.model)
     return run, summary
+
+
+def record_new_run(run: RunDir, cfg, bundle, model, device, *, source, overrides, world_size: int = 1, **extra) -> None:
+    """Write what a run starts with: the resolved config, the fitted data state and run.json."""
+    import torch
+
+    from lstmctl import config as config_mod
+    from lstmctl.experiment import save_data_state
+    from lstmctl.models.base import count_parameters
+
+    write_text_atomic(run.config_path, config_mod.dump(cfg))
+    save_data_state(bundle, run.data_state)
+    write_json(
+        run.run_json,
+        {
+            "id": run.id,
+            "name": cfg.name,
+            "status": "running",
+            "created": utcnow(),
+            "dataset": cfg.data["name"],
+            "model": cfg.model["name"],
+            "task": bundle.task.value,
+            "device": str(device),
+            "world_size": world_size,
+            "seed": cfg.seed,
+            "params": count_parameters(model),
+            "epochs": cfg.train.epochs,
+            "epochs_done": 0,
+            "source": source,
+            "overrides": list(overrides or []),
+            **extra,
+            "torch_version": torch.__version__,
+            "lstmctl_version": __version__,
+            "python": platform.python_version(),
+            "host": socket.gethostname(),
+            "pid": os.getpid(),
+            "argv": sys.argv,
+        },
+    )
 
 
 def evaluate(run: RunDir, checkpoint: str = "best", split: str = "test") -> dict[str, Any]:

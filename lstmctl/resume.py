@@ -16,16 +16,14 @@ fresh optimizer and schedule, epochs counted from 0, `parent` recorded in run.js
 from __future__ import annotations
 
 import os
-import platform
 import socket
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from lstmctl import __version__
 from lstmctl.errors import UserError
-from lstmctl.runs import RunDir, create_run, find_run, utcnow, write_json, write_text_atomic
+from lstmctl.runs import RunDir, create_run, find_run, utcnow
 
 RESUMABLE_KEYS = ("epoch", "model", "optimizer", "best", "early_stopping", "rng")
 EARLY_STOPS = ("early_stopping", "stop_at_loss")
@@ -194,11 +192,9 @@ def _continue(run: RunDir, epochs: int | None, quiet: bool) -> ResumeResult:
 
 
 def _new_run_from(parent: RunDir, source: str, epochs: int | None, overrides, runs_dir, quiet: bool) -> ResumeResult:
-    import torch
-
     from lstmctl import config as config_mod
-    from lstmctl.experiment import build_bundle, build_model, load_data_state, resolve_device, save_data_state
-    from lstmctl.models.base import count_parameters
+    from lstmctl.commands import record_new_run
+    from lstmctl.experiment import build_bundle, build_model, load_data_state, resolve_device
     from lstmctl.train import checkpoint as ckpt
     from lstmctl.train.loop import Trainer, seed_everything
 
@@ -224,35 +220,12 @@ def _new_run_from(parent: RunDir, source: str, epochs: int | None, overrides, ru
     except (RuntimeError, KeyError, TypeError) as e:
         raise UserError(f"checkpoint {path} does not fit the model in {parent.config_path}: {str(e).splitlines()[0]}") from e
     run = create_run(cfg.name, runs_dir if runs_dir is not None else parent.path.parent)
-    write_text_atomic(run.config_path, config_mod.dump(cfg))
-    save_data_state(bundle, run.data_state)
     pinfo = parent.info()
-    write_json(
-        run.run_json,
-        {
-            "id": run.id,
-            "name": cfg.name,
-            "status": "running",
-            "created": utcnow(),
-            "dataset": cfg.data["name"],
-            "model": cfg.model["name"],
-            "task": bundle.task.value,
-            "device": str(device),
-            "world_size": 1,
-            "seed": cfg.seed,
-            "params": count_parameters(model),
-            "epochs": cfg.train.epochs,
-            "epochs_done": 0,
-            "source": pinfo.get("source"),
-            "overrides": list(pinfo.get("overrides") or []) + list(overrides or []),
-            "parent": {"run": parent.id, "checkpoint": f"{source}.pt", "epoch": int(state.get("epoch", 0))},
-            "torch_version": torch.__version__,
-            "lstmctl_version": __version__,
-            "python": platform.python_version(),
-            "host": socket.gethostname(),
-            "pid": os.getpid(),
-            "argv": sys.argv,
-        },
+    record_new_run(
+        run, cfg, bundle, model, device,
+        source=pinfo.get("source"),
+        overrides=list(pinfo.get("overrides") or []) + list(overrides or []),
+        parent={"run": parent.id, "checkpoint": f"{source}.pt", "epoch": int(state.get("epoch", 0))},
     )
     if not quiet:
         _say(f"new run {run.id} from {parent.id}'s {source}.pt (epoch {int(state.get('epoch', 0))}): model weights only, fresh optimizer")

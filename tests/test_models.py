@@ -7,7 +7,6 @@ import json
 
 import pytest
 import torch
-import yaml
 
 from lstmctl import config
 from lstmctl.data.base import Task

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from lstmctl.train import loop
-from tests.robust_util import EXACT, assert_same_run, load_ckpt, metrics_without_seconds, only_run, run_info, write_cfg
+from tests.robust_util import assert_same_run, load_ckpt, metrics_without_seconds, only_run, run_info, write_cfg
 
 
 @pytest.fixture

@@ -4,7 +4,6 @@ run ends bit-for-bit where an uninterrupted one does. A second Ctrl-C quits at o
 
 from __future__ import annotations
 
-import os
 import signal
 
 from lstmctl.train import checkpoint as ckpt
@@ -18,7 +17,6 @@ from tests.robust_util import (
     popen,
     run_info,
     stderr_so_far,
-    wait_for_rows,
     wait_until,
     write_cfg,
 )
