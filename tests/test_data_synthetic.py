@@ -132,3 +132,14 @@ def test_sine_noise_level_seed_and_span_check():
     torch.testing.assert_close(clean.train.y[0, :, 0].double(), torch.cos(3 * t - 1), atol=1e-6, rtol=0)
     with pytest.raises(ValidationError, match="t_end"):
         SineCosineParams(t_start=5, t_end=1)
+
+
+def test_adding_config_lstm_solves_length_100(cli):
+    """configs/adding.yaml as shipped: the LSTM ends far below the trivial predictor's MSE of 0.167."""
+    import json
+
+    from tests.conftest import CONFIGS
+
+    cli("train", CONFIGS / "adding.yaml", "--quiet")
+    result = json.loads(cli("eval", "latest", "--json").stdout)
+    assert result["metrics"]["mse"] <= 0.01, result["metrics"]
