@@ -78,12 +78,16 @@ def plot_compare(runs: list[RunDir], out: Path, fmt: str = "png") -> Path:
         if not rows:
             continue
         c = colors[i % len(colors)]
+        try:
+            name = f"{run.id} ({run.info().get('model')})"
+        except UserError:
+            name = run.id
         ep = [r["epoch"] for r in rows]
         tr = [r["train_loss"] if r["train_loss"] is not None else np.nan for r in rows]
-        ax.plot(ep, tr, color=c, label=f"{run.id} train")
+        ax.plot(ep, tr, color=c, label=f"{name} train")
         va = [r.get("val_loss") if r.get("val_loss") is not None else np.nan for r in rows]
         if np.isfinite(va).any():
-            ax.plot(ep, va, color=c, ls="--", label=f"{run.id} val")
+            ax.plot(ep, va, color=c, ls="--", label=f"{name} validation")
         positive = positive and np.nanmin(tr) > 0
     if positive:
         ax.set_yscale("log")
