@@ -20,11 +20,15 @@ than nn.LSTM on a CPU. The variants (peephole, coupled) and the GRU use plain au
 
 from __future__ import annotations
 
+import os
+
 import torch
 
+from lstmctl.models import kernel
 
-class _LSTMLayer(torch.autograd.Function):
-    """Standard LSTM layer with a hand-written backward. Time-major, batch-major inside: (T, B, ·).
+
+class _TorchPath:
+    """The pure-torch path of the standard LSTM layer (no compiler needed). Time-major: (T, B, ·).
 
     Exact power-of-two scalings keep the kernel count down without changing any rounding:
     - tanh(z) = 2σ(2z) - 1 (σ is several times faster than tanh on this CPU): the g rows of the
@@ -108,8 +112,176 @@ class _LSTMLayer(torch.autograd.Function):
         return d_x, d_h0, d_c0, d_w_ih, d_w_hh, d_b, d_b
 
 
+class _FusedPath:
+    """The standard LSTM layer on lstmctl's C loops (_lstm_kernel.c, built by kernel.py).
+
+    Whole sequence (`seq`, the default): forward is one C call that, per step, does the
+    recurrent matmul with a small register-blocked GEMM and then all gates, the new cell and the
+    new hidden state in one pass; backward is one C call that, per step, carries dL/dh back
+    through W_hh (same GEMM) and dL/dc back through the forget gates, writing dL/d(pre-activation).
+    Per step (`seq` False, for large layers on several threads): torch.addmm does the recurrent
+    matmul (multi-threaded BLAS) and the C loop the gates. Either way the input projection of all
+    steps and the weight gradients of all steps are one torch matmul each. Buffers are allocated
+    once per sequence and are contiguous: the C code receives raw pointers into them.
+    """
+
+    @staticmethod
+    def forward(ctx, k, seq, x, h0, c0, w_ih, w_hh, b_ih, b_hh):
+        T, B, _ = x.shape
+        H = w_hh.shape[1]
+        dtype = str(x.dtype).removeprefix("torch.")
+        xw = _matmul(k, x.reshape(T * B, -1), w_ih.t(), b_ih + b_hh).view(T, B, 4 * H)
+        A = x.new_empty(T, B, 4 * H)  # gate activations [σ(i), σ(f), tanh(g), σ(o)] per step
+        C = x.new_empty(T + 1, B, H)  # c_0 .. c_T
+        TC = x.new_empty(T, B, H)  # tanh(c_t)
+        Hs = x.new_empty(T + 1, B, H)  # h_0 .. h_T; the output is Hs[1:]
+        pre = x.new_empty(B, 4 * H)
+        C[0] = c0
+        Hs[0] = h0
+        if seq:
+            w_t = w_hh.t().contiguous()
+            k.forward_seq[dtype](*_ptrs(x.dtype, xw, w_t, A, C, TC, Hs, pre), T, B, H)
+        else:
+            step, w_t, es = k.forward[dtype], w_hh.t(), x.element_size()
+            sg, sh = B * 4 * H * es, B * H * es  # bytes per step of a (B, 4H) and a (B, H) block
+            pA, pC, pTC, pH, ppre = _ptrs(x.dtype, A, C, TC, Hs, pre)
+            xw_, Hs_ = xw.unbind(0), Hs.unbind(0)
+            for t in range(T):
+                torch.addmm(xw_[t], Hs_[t], w_t, out=pre)
+                step(ppre, pC + t * sh, pA + t * sg, pC + (t + 1) * sh, pTC + t * sh, pH + (t + 1) * sh, B, H)
+        ctx.save_for_backward(x, w_ih, w_hh, A, C, TC, Hs)
+        return Hs[1:], Hs[T].clone(), C[T].clone()
+
+    @staticmethod
+    def backward(ctx, k, seq, d_out, d_hn, d_cn):
+        x, w_ih, w_hh, A, C, TC, Hs = ctx.saved_tensors
+        T, B, H = TC.shape
+        dtype = str(x.dtype).removeprefix("torch.")
+        d_out = d_out.contiguous()
+        dZ = TC.new_empty(T, B, 4 * H)  # dL/d(pre-activation) per step
+        dh = torch.add(d_out[T - 1], d_hn).contiguous()  # dL/dh_{T-1}
+        dc = d_cn.contiguous().clone()  # dL/dc, carried backwards through the forget gates
+        if seq:
+            k.backward_seq[dtype](*_ptrs(x.dtype, d_out, w_hh.contiguous(), A, C, TC, dZ, dh, dc), T, B, H)
+        else:
+            step, es = k.backward[dtype], x.element_size()
+            sg, sh = B * 4 * H * es, B * H * es
+            pA, pC, pTC, pdZ, pdh, pdc = _ptrs(x.dtype, A, C, TC, dZ, dh, dc)
+            dZ_, dout_ = dZ.unbind(0), d_out.unbind(0)
+            for t in range(T - 1, -1, -1):
+                if t < T - 1:
+                    torch.addmm(dout_[t], dZ_[t + 1], w_hh, out=dh)  # dL/dh_t
+                step(pdh, pdc, pA + t * sg, pTC + t * sh, pC + t * sh, pdZ + t * sg, B, H)
+        d_h0 = dZ[0].mm(w_hh) if ctx.needs_input_grad[1] else None
+        d_c0 = dc if ctx.needs_input_grad[2] else None
+        dZ2 = dZ.view(T * B, 4 * H)
+        # the weight gradients of all steps at once, computed transposed (the C GEMM wants the
+        # long T*B dimension as its sum): dW^T = input^T dZ
+        d_w_ih = _matmul(k, x.reshape(T * B, -1).t(), dZ2).t().contiguous()
+        d_w_hh = _matmul(k, Hs[:T].reshape(T * B, H).t(), dZ2).t().contiguous()
+        d_b = dZ2.sum(0)
+        d_x = _matmul(k, dZ2, w_ih).view(T, B, -1) if ctx.needs_input_grad[0] else None
+        return d_x, d_h0, d_c0, d_w_ih, d_w_hh, d_b, d_b
+
+
+class _LSTMLayer(torch.autograd.Function):
+    """Standard LSTM layer with a hand-written backward: the fused C path where it is available
+    (CPU, float32/float64, a C compiler), else the pure-torch path. Both give nn.LSTM's results."""
+
+    @staticmethod
+    def forward(ctx, x, h0, c0, w_ih, w_hh, b_ih, b_hh):
+        ctx.kernel = None if torch.compiler.is_compiling() else _fused_kernel_for(x, h0, c0, w_ih, w_hh, b_ih, b_hh)
+        if ctx.kernel is None:
+            return _TorchPath.forward(ctx, x, h0, c0, w_ih, w_hh, b_ih, b_hh)
+        ctx.seq = _c_is_faster(x.shape[1] * 4 * w_hh.shape[1] ** 2)
+        return _FusedPath.forward(ctx, ctx.kernel, ctx.seq, x, h0, c0, w_ih, w_hh, b_ih, b_hh)
+
+    @staticmethod
+    def backward(ctx, d_out, d_hn, d_cn):
+        if ctx.kernel is None:
+            return _TorchPath.backward(ctx, d_out, d_hn, d_cn)
+        return _FusedPath.backward(ctx, ctx.kernel, ctx.seq, d_out, d_hn, d_cn)
+
+
+def _fused_kernel_for(*tensors):
+    """The C kernel if these tensors can use it: plain tensors (not the fake ones torch.compile
+    traces with), all on the CPU, all float32 or all float64, autocast off. Else None."""
+    if not _c_kernel_applies(*tensors) or any(type(t) not in (torch.Tensor, torch.nn.Parameter) for t in tensors):
+        return None
+    return kernel.get()
+
+
+def _c_kernel_applies(*tensors) -> bool:
+    dtype = tensors[0].dtype
+    if dtype not in (torch.float32, torch.float64) or torch.is_autocast_enabled("cpu"):
+        return False
+    return all(t.device.type == "cpu" and t.dtype == dtype for t in tensors) and kernel.mode() != "torch"
+
+
+def _ptrs(dtype, *tensors) -> list[int]:
+    """Raw pointers for the C loops, after checking what they assume (a wrong pointer would not
+    raise, it would corrupt memory): contiguous CPU tensors of the kernel's dtype."""
+    for t in tensors:
+        if not t.is_contiguous() or t.dtype != dtype or t.device.type != "cpu":
+            raise RuntimeError(f"internal error: C kernel given a {t.dtype} {t.device} tensor, contiguous={t.is_contiguous()}")
+    return [t.data_ptr() for t in tensors]
+
+
+def _mm(k, a: torch.Tensor, w: torch.Tensor, c: torch.Tensor | None = None) -> torch.Tensor:
+    """c + a @ w on lstmctl's C GEMM. a: any 2-D strides (a transposed view costs no copy);
+    w: (K, N), made row-contiguous if it is not; c: None, a bias (N,) or (M, N) rows contiguous."""
+    M, K = a.shape
+    N = w.shape[1]
+    if w.stride(1) != 1:
+        w = w.contiguous()
+    if c is not None and (c.stride(-1) != 1 or (c.dim() == 2 and c.shape != (M, N))):
+        c = c.contiguous()
+    out = a.new_empty(M, N)
+    for t in (a, w, out) if c is None else (a, w, c, out):
+        if t.dtype != a.dtype or t.device.type != "cpu":
+            raise RuntimeError(f"internal error: C GEMM given a {t.dtype} {t.device} tensor")
+    ldc = 0 if c is None or c.dim() == 1 else c.stride(0)
+    k.gemm[str(a.dtype).removeprefix("torch.")](
+        a.data_ptr(), a.stride(0), a.stride(1), w.data_ptr(), w.stride(0), None if c is None else c.data_ptr(), ldc, out.data_ptr(), N, M, N, K
+    )
+    return out
+
+
+def _c_is_faster(macs: int) -> bool:
+    """Whether lstmctl's single-threaded C GEMM should do a product of `macs` multiply-adds.
+
+    On one or two threads it is the faster one (twice MKL's speed at LSTM shapes on the machine in
+    the README). With more threads torch's BLAS splits large products across cores, so those go to
+    torch; small ones gain nothing from threads. LSTMCTL_KERNEL_STEP=torch|c forces one way."""
+    forced = os.environ.get("LSTMCTL_KERNEL_STEP", "").strip().lower()
+    if forced in ("torch", "c"):
+        return forced == "c"
+    return torch.get_num_threads() <= 2 or macs < C_GEMM_BELOW
+
+
+C_GEMM_BELOW = 1 << 20  # multiply-adds; with more than two threads, larger products go to torch
+
+
+def _matmul(k, a: torch.Tensor, w: torch.Tensor, c: torch.Tensor | None = None) -> torch.Tensor:
+    """c + a @ w: lstmctl's GEMM where it pays (enough rows, columns in whole vector blocks), else torch."""
+    M, K = a.shape
+    N = w.shape[1]
+    if M >= 8 and N >= 32 and N % 8 == 0 and _c_is_faster(M * N * K):
+        return _mm(k, a, w, c)
+    return a.mm(w) if c is None else torch.addmm(c, a, w)
+
+
 def lstm_layer(x, h0, c0, w_ih, w_hh, b_ih, b_hh):
     """Standard LSTM over a (T, B, I) sequence -> (output (T, B, H), h_T, c_T)."""
+    if torch.compiler.is_compiling() and _c_kernel_applies(x, h0, c0, w_ih, w_hh, b_ih, b_hh):
+        # torch.compile cannot look inside the C loops: leave the layer out of the graph and run
+        # it eagerly on them (faster than anything compiled from the per-step Python on a CPU)
+        return _lstm_layer_eager(x, h0, c0, w_ih, w_hh, b_ih, b_hh)
+    return _LSTMLayer.apply(x, h0, c0, w_ih, w_hh, b_ih, b_hh)
+
+
+@torch.compiler.disable
+def _lstm_layer_eager(x, h0, c0, w_ih, w_hh, b_ih, b_hh):
     return _LSTMLayer.apply(x, h0, c0, w_ih, w_hh, b_ih, b_hh)
 
 

@@ -1,0 +1,181 @@
+"""Builds and loads the fused LSTM step loops of `_lstm_kernel.c` (used by cells.lstm_layer).
+
+The C file is lstmctl's own code with no Python or torch headers: the system C compiler builds it
+in well under a second the first time a hand-built LSTM runs on a CPU, into a per-user cache
+(`$LSTMCTL_CACHE_DIR`, else `$XDG_CACHE_HOME/lstmctl`, else `~/.cache/lstmctl`), keyed by the
+source, the compiler, the flags and the CPU, so later runs just load it. It is loaded with ctypes.
+
+Where there is no compiler, or the build fails, the hand-built LSTM runs on its pure-torch path
+(same results, about twice as slow as nn.LSTM on a CPU) and one debug log line says why.
+
+`LSTMCTL_KERNEL` chooses: `auto` (default: the C loops if they build, else torch), `torch`
+(never build or load them), `c` (fail loudly if they cannot be built).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import hashlib
+import logging
+import os
+import platform
+import shutil
+import subprocess
+import tempfile
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+SOURCE = Path(__file__).with_name("_lstm_kernel.c")
+VERSION = 3  # must match lstmctl_kernel_version() in the C file
+# Tried in order: the first set is tuned to this CPU; the second is portable.
+FLAG_SETS = (
+    ["-O3", "-fno-trapping-math", "-march=native"],
+    ["-O3", "-fno-trapping-math"],
+)
+MODES = ("auto", "torch", "c")
+
+
+class KernelError(RuntimeError):
+    """The fused kernel was demanded (LSTMCTL_KERNEL=c) but cannot be built or loaded."""
+
+
+@dataclass(frozen=True)
+class Kernel:
+    path: Path
+    # each: torch dtype name ("float32", "float64") -> ctypes function
+    forward: dict  # one step of the gates (after torch's recurrent matmul)
+    backward: dict
+    forward_seq: dict  # a whole sequence: recurrent matmul and gates, every step
+    backward_seq: dict
+    gemm: dict  # out = c + a @ w (strided a), for the input projection and weight gradients
+
+
+_lock = threading.Lock()
+_cache: dict[str, Kernel | None] = {}
+_why_not: dict[str, str] = {}
+
+
+def mode() -> str:
+    m = os.environ.get("LSTMCTL_KERNEL", "auto").strip().lower() or "auto"
+    if m not in MODES:
+        raise KernelError(f"LSTMCTL_KERNEL={m!r} is not one of {', '.join(MODES)}; unset it or pick one of them")
+    return m
+
+
+def cache_dir() -> Path:
+    if os.environ.get("LSTMCTL_CACHE_DIR"):
+        return Path(os.environ["LSTMCTL_CACHE_DIR"]).expanduser()
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "lstmctl"
+
+
+def _compiler() -> str | None:
+    cc = os.environ.get("CC")
+    if cc:
+        return shutil.which(cc) or cc
+    for name in ("cc", "gcc", "clang"):
+        found = shutil.which(name)
+        if found:
+            return found
+    return None
+
+
+def _cpu_identity() -> str:
+    """What -march=native depends on: the CPU model and its feature flags."""
+    ident = [platform.machine(), platform.processor()]
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as f:
+            for line in f:
+                if line.startswith(("model name", "flags", "Features", "CPU part")):
+                    ident.append(line.strip())
+                if line.strip() == "":
+                    break  # the first processor is enough
+    except OSError:
+        pass
+    return "\n".join(ident)
+
+
+def _key(cc: str, flags: list[str]) -> str:
+    h = hashlib.sha256()
+    for part in (SOURCE.read_bytes(), cc.encode(), " ".join(flags).encode(), _cpu_identity().encode()):
+        h.update(part)
+        h.update(b"\0")
+    return h.hexdigest()[:16]
+
+
+def _build(cc: str, flags: list[str], out: Path) -> None:
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=out.stem + ".", suffix=".tmp.so", dir=out.parent)
+    os.close(fd)
+    try:
+        cmd = [cc, *flags, "-fPIC", "-shared", "-o", tmp, str(SOURCE)]
+        res = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+        if res.returncode != 0:
+            raise OSError(f"{' '.join(cmd)} failed: {(res.stderr or res.stdout).strip()[:500]}")
+        os.replace(tmp, out)  # atomic: concurrent builders (DDP ranks) each publish a whole file
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def _open(path: Path) -> Kernel:
+    lib = ctypes.CDLL(str(path))
+    if lib.lstmctl_kernel_version() != VERSION:
+        raise OSError(f"{path} is version {lib.lstmctl_kernel_version()}, expected {VERSION}")
+    p, i64 = ctypes.c_void_p, ctypes.c_int64
+    fns: dict[str, dict] = {k: {} for k in ("forward", "backward", "forward_seq", "backward_seq", "gemm")}
+    signatures = {  # C name -> (field, argument types)
+        "lstm_forward": ("forward", [p] * 6 + [i64] * 2),
+        "lstm_backward": ("backward", [p] * 6 + [i64] * 2),
+        "lstm_forward_seq": ("forward_seq", [p] * 7 + [i64] * 3),
+        "lstm_backward_seq": ("backward_seq", [p] * 8 + [i64] * 3),
+        "gemm": ("gemm", [p, i64, i64, p, i64, p, i64, p] + [i64] * 4),
+    }
+    for suffix, dtype in (("f32", "float32"), ("f64", "float64")):
+        for cname, (field, argtypes) in signatures.items():
+            f = getattr(lib, f"{cname}_{suffix}")
+            f.argtypes, f.restype = argtypes, None
+            fns[field][dtype] = f
+    return Kernel(path=path, **fns)
+
+
+def _load() -> Kernel:
+    cc = _compiler()
+    if cc is None:
+        raise OSError("no C compiler found (looked for $CC, cc, gcc, clang)")
+    errors = []
+    for flags in FLAG_SETS:
+        path = cache_dir() / f"lstm_kernel-{_key(cc, flags)}.so"
+        try:
+            if not path.exists():
+                _build(cc, flags, path)
+            return _open(path)
+        except (OSError, subprocess.SubprocessError, AttributeError) as e:
+            errors.append(str(e))
+    raise OSError("; ".join(errors))
+
+
+def get() -> Kernel | None:
+    """The loaded kernel, or None where the pure-torch path must be used. Built at most once."""
+    m = mode()
+    if m == "torch":
+        return None
+    with _lock:
+        if m not in _cache:
+            try:
+                _cache[m] = _load()
+            except OSError as e:
+                if m == "c":
+                    raise KernelError(f"cannot build the fused LSTM kernel: {e}; install a C compiler or set LSTMCTL_KERNEL=torch") from e
+                _why_not[m] = str(e)
+                log.debug("hand-built LSTM runs on the pure-torch path: %s", e)
+                _cache[m] = None
+        return _cache[m]
+
+
+def why_not() -> str | None:
+    """Why get() returned None in auto mode (for `lstmctl` diagnostics and tests)."""
+    return _why_not.get("auto")
