@@ -42,6 +42,9 @@ def _start_training(cfg, runs_dir, *, source, overrides, dist, quiet):
     model = build_model(cfg, bundle)
     check_stateful(cfg, len(bundle.train))
     is_main = dist is None or dist.rank == 0
+    from lstmctl.models import kernel
+
+    kernel.describe(model, device)  # a wrong LSTMCTL_KERNEL fails here, before a run directory exists
     run = dist.create_run(cfg.name, runs_dir) if dist is not None else create_run(cfg.name, runs_dir)
     if is_main:
         record_new_run(run, cfg, bundle, model, device, source=source, overrides=overrides,

@@ -219,6 +219,9 @@ def _new_run_from(parent: RunDir, source: str, epochs: int | None, overrides, ru
         model.load_state_dict(state["model"])
     except (RuntimeError, KeyError, TypeError) as e:
         raise UserError(f"checkpoint {path} does not fit the model in {parent.config_path}: {str(e).splitlines()[0]}") from e
+    from lstmctl.models import kernel
+
+    kernel.describe(model, device)  # a wrong LSTMCTL_KERNEL fails here, before a run directory exists
     run = create_run(cfg.name, runs_dir if runs_dir is not None else parent.path.parent)
     pinfo = parent.info()
     record_new_run(

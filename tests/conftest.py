@@ -26,6 +26,21 @@ TINY = {
 }
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _kernel_cache(tmp_path_factory):
+    """lstmctl's C LSTM kernel is built once per test session, into a session directory (also for
+    the CLI subprocesses, which inherit the environment), never into the user's ~/.cache."""
+    old = os.environ.get("LSTMCTL_CACHE_DIR")
+    os.environ["LSTMCTL_CACHE_DIR"] = str(tmp_path_factory.mktemp("kernel-cache"))
+    for var in ("LSTMCTL_KERNEL", "LSTMCTL_KERNEL_STEP"):
+        os.environ.pop(var, None)
+    yield
+    if old is None:
+        os.environ.pop("LSTMCTL_CACHE_DIR", None)
+    else:
+        os.environ["LSTMCTL_CACHE_DIR"] = old
+
+
 @pytest.fixture(autouse=True)
 def _isolated(tmp_path, monkeypatch):
     """Every test gets its own runs directory through the environment, and runs from tmp_path."""

@@ -17,6 +17,30 @@ from torch import nn
 from lstmctl.models import cells
 from lstmctl.models.layers import HandGRU, HandLSTM
 
+# The standard hand-built LSTM has three implementations of the same equations (see cells.py):
+# lstmctl's C loops for whole sequences, the C gate loop per step after a torch matmul, and pure
+# torch. Every equality test of the standard LSTM runs on each; `lstm_path` proves which one ran.
+LSTM_PATHS = ["c-sequence", "c-step", "torch"]
+
+
+@pytest.fixture(params=LSTM_PATHS)
+def lstm_path(request, monkeypatch):
+    path = request.param
+    if path == "torch":
+        monkeypatch.setenv("LSTMCTL_KERNEL", "torch")
+    else:
+        monkeypatch.setenv("LSTMCTL_KERNEL", "c")  # must build here: CI has a C compiler
+        monkeypatch.setenv("LSTMCTL_KERNEL_STEP", "c" if path == "c-sequence" else "torch")
+    ran = []
+    torch_fw, fused_fw = cells._TorchPath.forward, cells._FusedPath.forward
+    monkeypatch.setattr(cells._TorchPath, "forward", staticmethod(lambda *a: ran.append("torch") or torch_fw(*a)))
+    monkeypatch.setattr(
+        cells._FusedPath, "forward", staticmethod(lambda ctx, k, seq, *a: ran.append("c-sequence" if seq else "c-step") or fused_fw(ctx, k, seq, *a))
+    )
+    yield path
+    assert ran and set(ran) == {path}, f"expected the {path} path, ran {sorted(set(ran))}"
+
+
 TOL = {torch.float32: 1e-6, torch.float64: 1e-12}
 GRAD_TOL = {torch.float32: 1e-5, torch.float64: 1e-12}  # gradients: relative to max(1, |largest gradient|)
 
@@ -75,7 +99,7 @@ def _compare(ref, hand, kind, B, T, dtype, with_state: bool):
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64], ids=["f32", "f64"])
 @pytest.mark.parametrize("L,bi,B,T,I,H", SHAPES, ids=lambda v: str(v))
-def test_hand_lstm_equals_nn_lstm(L, bi, B, T, I, H, dtype):
+def test_hand_lstm_equals_nn_lstm(L, bi, B, T, I, H, dtype, lstm_path):
     ref, hand = _pair("lstm", L, bi, I, H, dtype)
     _compare(ref, hand, "lstm", B, T, dtype, with_state=True)
 
@@ -87,14 +111,37 @@ def test_hand_gru_equals_nn_gru(L, bi, B, T, I, H, dtype):
     _compare(ref, hand, "gru", B, T, dtype, with_state=True)
 
 
-@pytest.mark.parametrize("kind", ["lstm", "gru"])
-def test_zero_state_by_default_longer_sequence(kind):
-    ref, hand = _pair(kind, 2, True, 6, 16, torch.float32)
-    _compare(ref, hand, kind, 8, 50, torch.float32, with_state=False)
+def test_zero_state_by_default_longer_sequence_gru():
+    ref, hand = _pair("gru", 2, True, 6, 16, torch.float32)
+    _compare(ref, hand, "gru", 8, 50, torch.float32, with_state=False)
 
 
-@pytest.mark.parametrize("kind", ["lstm", "gru"])
-def test_state_dict_moves_hand_to_torch(kind):
+def test_zero_state_by_default_longer_sequence_lstm(lstm_path):
+    ref, hand = _pair("lstm", 2, True, 6, 16, torch.float32)
+    _compare(ref, hand, "lstm", 8, 50, torch.float32, with_state=False)
+
+
+# sizes that are not multiples of the C GEMM's blocks (8 rows, 32/16/8 columns), and the issue's
+# benchmark sizes, shortened
+ODD_SIZES = [(9, 3, 2, 13), (17, 4, 33, 40), (8, 2, 1, 64), (64, 6, 28, 64), (5, 3, 64, 128), (3, 2, 7, 1)]
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64], ids=["f32", "f64"])
+@pytest.mark.parametrize("B,T,I,H", ODD_SIZES, ids=lambda v: str(v))
+def test_hand_lstm_equals_nn_lstm_at_odd_sizes(B, T, I, H, dtype, lstm_path):
+    ref, hand = _pair("lstm", 1, False, I, H, dtype)
+    _compare(ref, hand, "lstm", B, T, dtype, with_state=True)
+
+
+def test_state_dict_moves_hand_to_torch_gru():
+    _state_dict_moves_hand_to_torch("gru")
+
+
+def test_state_dict_moves_hand_to_torch_lstm(lstm_path):
+    _state_dict_moves_hand_to_torch("lstm")
+
+
+def _state_dict_moves_hand_to_torch(kind):
     """The other direction: weights born in the hand-built module, loaded into PyTorch's."""
     torch.manual_seed(3)
     hand = (HandLSTM if kind == "lstm" else HandGRU)(4, 6, num_layers=2, bidirectional=True)
@@ -118,7 +165,7 @@ def test_same_seed_same_initial_weights(kind):
         assert torch.equal(a, b), n
 
 
-def test_fused_lstm_backward_passes_gradcheck():
+def test_fused_lstm_backward_passes_gradcheck(lstm_path):
     """The hand-written backward of the fast LSTM layer against finite differences (float64)."""
     torch.manual_seed(0)
     T, B, I, H = 4, 2, 3, 2

@@ -23,8 +23,11 @@ import shutil
 import subprocess
 import tempfile
 import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
+
+from lstmctl.errors import UserError
 
 log = logging.getLogger(__name__)
 
@@ -38,8 +41,8 @@ FLAG_SETS = (
 MODES = ("auto", "torch", "c")
 
 
-class KernelError(RuntimeError):
-    """The fused kernel was demanded (LSTMCTL_KERNEL=c) but cannot be built or loaded."""
+class KernelError(UserError):
+    """LSTMCTL_KERNEL is set wrong, or demands the C kernel (=c) where it cannot be built."""
 
 
 @dataclass(frozen=True)
@@ -56,6 +59,7 @@ class Kernel:
 _lock = threading.Lock()
 _cache: dict[str, Kernel | None] = {}
 _why_not: dict[str, str] = {}
+_built_s: dict[str, float] = {}  # seconds spent compiling in this process, by mode
 
 
 def mode() -> str:
@@ -151,7 +155,9 @@ def _load() -> Kernel:
         path = cache_dir() / f"lstm_kernel-{_key(cc, flags)}.so"
         try:
             if not path.exists():
+                t0 = time.perf_counter()
                 _build(cc, flags, path)
+                _built_s[mode()] = time.perf_counter() - t0
             return _open(path)
         except (OSError, subprocess.SubprocessError, AttributeError) as e:
             errors.append(str(e))
@@ -179,3 +185,22 @@ def get() -> Kernel | None:
 def why_not() -> str | None:
     """Why get() returned None in auto mode (for `lstmctl` diagnostics and tests)."""
     return _why_not.get("auto")
+
+
+def describe(model, device) -> str | None:
+    """What runs the model's hand-built LSTM layers, for run.json and the start of training:
+    None if it has none (or only the variants, which are plain torch), else "c (<library>)" or
+    "torch (<why>)". Builds the kernel if it is needed and not built yet."""
+    from lstmctl.models.layers import HandLSTM
+
+    if not any(isinstance(m, HandLSTM) and m.variant == "standard" for m in model.modules()):
+        return None
+    if getattr(device, "type", str(device)) != "cpu":
+        return f"torch (the C loops are for the CPU; this run is on {device})"
+    if mode() == "torch":
+        return "torch (LSTMCTL_KERNEL=torch)"
+    k = get()
+    if k is None:
+        return f"torch (the C kernel could not be built: {why_not()})"
+    built = _built_s.get(mode())
+    return f"c ({k.path}" + (f", built in {built:.1f} s)" if built is not None else ")")

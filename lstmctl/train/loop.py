@@ -27,6 +27,7 @@ from lstmctl.data.base import DataBundle
 from lstmctl.errors import ConfigError, Interrupted, LstmctlError, RunFailed
 from lstmctl.experiment import loss_name, make_criterion
 from lstmctl.models.base import count_parameters
+from lstmctl.models.kernel import describe as describe_kernel
 from lstmctl.runs import RunDir, utcnow, write_text_atomic
 from lstmctl.train import checkpoint as ckpt
 from lstmctl.train.progress import ProgressReporter
@@ -218,6 +219,7 @@ class Trainer:
         self.quiet = quiet or not self.is_main
         self.model = model.to(device)
         self.n_params = count_parameters(self.model)
+        self.lstm_kernel = describe_kernel(self.model, self.device)  # builds lstmctl's C loops if needed
         self.net = dist.wrap(self.model) if dist is not None else self.model  # DDP wrapper or the model
         self.compile_s = None
         if cfg.train.compile:
@@ -404,9 +406,13 @@ class Trainer:
             tensorboard = TensorBoardLogger(self.run.path)
         stop_reason = "epochs"
         try:
+            lstm_kernel = self.lstm_kernel
+            if lstm_kernel and lstm_kernel.startswith("torch (the C kernel") and not self.quiet:
+                print(f"note: the hand-built LSTM runs on its slower pure-torch path: {lstm_kernel[7:-1]}", file=sys.stderr)
             if self.is_main:
                 self.run.update(
                     status="running", pid=os.getpid(), host=socket.gethostname(), started=utcnow(), params=self.n_params,
+                    lstm_kernel=lstm_kernel,
                     precision=self.precision, compile=cfg.train.compile, threads=torch.get_num_threads(),
                     **({"compile_s": round(self.compile_s, 3)} if self.compile_s is not None else {}),
                 )
