@@ -214,7 +214,7 @@ def _fused_kernel_for(*tensors):
 def _c_kernel_applies(*tensors) -> bool:
     dtype = tensors[0].dtype
     if dtype not in (torch.float32, torch.float64) or torch.is_autocast_enabled("cpu"):
-        return False
+        return False  # (lstm_layer turns autocast off before it gets here)
     return all(t.device.type == "cpu" and t.dtype == dtype for t in tensors) and kernel.mode() != "torch"
 
 
@@ -273,6 +273,11 @@ def _matmul(k, a: torch.Tensor, w: torch.Tensor, c: torch.Tensor | None = None) 
 
 def lstm_layer(x, h0, c0, w_ih, w_hh, b_ih, b_hh):
     """Standard LSTM over a (T, B, I) sequence -> (output (T, B, H), h_T, c_T)."""
+    if torch.is_autocast_enabled(x.device.type):
+        # mixed precision: the recurrence runs in float32 (its buffers are written with out=, which
+        # autocast's lower-precision matmuls cannot fill; and c accumulates over every step)
+        with torch.autocast(x.device.type, enabled=False):
+            return lstm_layer(*(t.float() for t in (x, h0, c0, w_ih, w_hh, b_ih, b_hh)))
     if torch.compiler.is_compiling() and _c_kernel_applies(x, h0, c0, w_ih, w_hh, b_ih, b_hh):
         # torch.compile cannot look inside the C loops: leave the layer out of the graph and run
         # it eagerly on them (faster than anything compiled from the per-step Python on a CPU)
