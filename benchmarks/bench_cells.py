@@ -5,8 +5,12 @@
 
 Implementations (all batch-first, same weights, loss = output.sum()):
   torch   nn.LSTM (on CPU: PyTorch's fused oneDNN kernel)
-  hand    lstmctl's HandLSTM (models/cells.py: one input matmul, one recurrent matmul per step,
-          gates in one pass, hand-written backward)
+  hand    lstmctl's HandLSTM as it runs by default: the whole sequence in lstmctl's C loops
+          (models/_lstm_kernel.c: per step one register-blocked GEMM for the recurrent part and
+          the gates in one pass; the backward likewise; weight gradients in one GEMM each)
+  hand-torch  the same HandLSTM on its pure-torch path (LSTMCTL_KERNEL=torch: what runs where
+          there is no C compiler): one input matmul, one addmm per step, the gates in a dozen
+          torch kernels per step, hand-written backward
   naive   the tutorial's per-step cell: four sliced matmuls per step, plain autograd
   script  the same per-step cell as `hand`'s forward, compiled with torch.jit.script, autograd
           backward; its compile time (first call) is reported separately and counted in `script+compile`
@@ -30,6 +34,7 @@ import torch
 from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from lstmctl.models import kernel  # noqa: E402
 from lstmctl.models.layers import HandLSTM  # noqa: E402
 
 SIZES = [  # (batch, steps, inputs, units)
@@ -107,9 +112,17 @@ def bench_size(B, T, I, H, repeats, warmup):
     compile_s = time.perf_counter() - t0
     del b_all
 
+    def on_torch_path():
+        os.environ["LSTMCTL_KERNEL"] = "torch"
+        try:
+            hand(x)[0].sum().backward()
+        finally:
+            del os.environ["LSTMCTL_KERNEL"]
+
     fns = {
         "torch": lambda: ref(x)[0].sum().backward(),
         "hand": lambda: hand(x)[0].sum().backward(),
+        "hand-torch": on_torch_path,
         "naive": lambda: naive(x).sum().backward(),
         "script": run_script,
     }
@@ -141,6 +154,19 @@ def bench_size(B, T, I, H, repeats, warmup):
     }
 
 
+def kernel_build_seconds() -> float | None:
+    """What the first hand-built LSTM on a machine pays once: compiling the C kernel (then cached)."""
+    import tempfile
+
+    cc = kernel._compiler()
+    if cc is None:
+        return None
+    with tempfile.TemporaryDirectory() as d:
+        t0 = time.perf_counter()
+        kernel._build(cc, kernel.FLAG_SETS[0], Path(d) / "k.so")
+        return time.perf_counter() - t0
+
+
 def cpu_name() -> str:
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
@@ -160,6 +186,9 @@ def main(argv=None) -> int:
     ap.add_argument("--sizes", default=None, help="e.g. 64x28x28x64,64x100x1x64 (batch x steps x inputs x units)")
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
+    os.environ.pop("LSTMCTL_KERNEL", None)
+    path = kernel.describe(HandLSTM(1, 1), torch.device("cpu"))
+    build_s = kernel_build_seconds()
     sizes = SIZES if not args.sizes else [tuple(int(v) for v in s.split("x")) for s in args.sizes.split(",")]
     load_before = os.getloadavg()
     results = [bench_size(*s, args.repeats, args.warmup) for s in sizes]
@@ -167,15 +196,18 @@ def main(argv=None) -> int:
 
     print(f"CPU: {cpu_name()}, {os.cpu_count()} cores, torch {torch.__version__}, {args.threads} thread(s), "
           f"{args.repeats} repeats; load average {load_before[0]:.1f} -> {load_after[0]:.1f}")
-    head = (f"{'batch x steps x in x units':>27} | {'torch ms':>8} | {'hand ms':>8} | {'naive ms':>8} | {'script ms':>9} | "
-            "hand/torch | hand/torch (min) | naive/torch | script compile s")
+    print(f"hand runs on: {path}; building the C kernel from scratch takes "
+          + (f"{build_s:.2f} s (once per machine, then cached)" if build_s is not None else "- (no C compiler)"))
+    head = (f"{'batch x steps x in x units':>27} | {'torch ms':>8} | {'hand ms':>8} | {'hand-torch ms':>13} | {'naive ms':>8} | "
+            f"{'script ms':>9} | hand/torch | hand/torch (min) | hand-torch/torch | naive/torch | script compile s")
     print(head)
     print("-" * len(head))
     for r in results:
         m, q = r["median_ms"], r["ratio_vs_torch_median"]
         size = f"{r['batch']} x {r['steps']} x {r['inputs']} x {r['units']}"
-        print(f"{size:>27} | {m['torch']:8.2f} | {m['hand']:8.2f} | {m['naive']:8.2f} | {m['script']:9.2f} | "
-              f"{q['hand']:10.2f} | {r['ratio_vs_torch_min']['hand']:16.2f} | {q['naive']:11.2f} | {r['script_compile_s']:.2f}")
+        print(f"{size:>27} | {m['torch']:8.2f} | {m['hand']:8.2f} | {m['hand-torch']:13.2f} | {m['naive']:8.2f} | {m['script']:9.2f} | "
+              f"{q['hand']:10.2f} | {r['ratio_vs_torch_min']['hand']:16.2f} | {q['hand-torch']:16.2f} | {q['naive']:11.2f} | "
+              f"{r['script_compile_s']:.2f}")
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     meta = {
@@ -188,6 +220,8 @@ def main(argv=None) -> int:
         "load_average_before": load_before,
         "load_average_after": load_after,
         "what": "forward + backward of one batch, loss = output.sum(), milliseconds",
+        "hand_path": path,
+        "kernel_build_s": build_s,
     }
     out.write_text(json.dumps({"meta": meta, "results": results}, indent=2))
     print(f"wrote {out}")
