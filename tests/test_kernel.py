@@ -159,6 +159,41 @@ def test_under_autocast_the_recurrence_runs_in_float32(path, monkeypatch):
     assert all(p.grad is not None and torch.isfinite(p.grad).all() for p in m.parameters())
 
 
+@pytest.mark.parametrize("path", ["auto", "torch"])
+def test_wrong_input_size_is_refused_like_nn_lstm(path, monkeypatch):
+    """The C GEMM trusts its sizes; a wrong feature count must be an error, never a read past W_ih."""
+    monkeypatch.setenv("LSTMCTL_KERNEL", path)
+    m = HandLSTM(40, 16)
+    for features in (32, 48):
+        with pytest.raises(RuntimeError, match="input_size. Expected 40, got"):
+            m(torch.randn(4, 8, features))
+    k = kernel.get()
+    if k is not None:
+        with pytest.raises(RuntimeError, match="shapes do not fit"):
+            cells._mm(k, torch.randn(4, 8), torch.randn(9, 16))
+        with pytest.raises(RuntimeError, match="w_ih has shape"):
+            cells.lstm_layer(torch.randn(3, 2, 5), torch.zeros(2, 4), torch.zeros(2, 4), torch.randn(16, 6), torch.randn(16, 4), torch.zeros(16), torch.zeros(16))
+
+
+@pytest.mark.parametrize("path", ["auto", "torch"])
+def test_second_derivative_raises_instead_of_being_wrong(path, monkeypatch):
+    monkeypatch.setenv("LSTMCTL_KERNEL", path)
+    m = HandLSTM(3, 4)
+    x = torch.randn(2, 5, 3, requires_grad=True)
+    (gx,) = torch.autograd.grad(m(x)[0].pow(2).sum(), x, create_graph=True)
+    with pytest.raises(RuntimeError):
+        torch.autograd.grad(gx.pow(2).sum(), list(m.parameters()))
+
+
+def test_meta_device_and_float64_under_autocast():
+    m = HandLSTM(3, 4)
+    out, (h, c) = m.to("meta")(torch.randn(2, 5, 3, device="meta"))
+    assert out.shape == (2, 5, 4) and out.device.type == "meta"
+    m64 = HandLSTM(3, 4).double()
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        assert m64(torch.randn(2, 5, 3, dtype=torch.float64))[0].dtype == torch.float64
+
+
 def test_more_threads_send_large_products_to_torch(monkeypatch):
     monkeypatch.delenv("LSTMCTL_KERNEL_STEP", raising=False)
     before = torch.get_num_threads()
@@ -196,7 +231,7 @@ def test_built_once_then_loaded_from_the_cache(tmp_path):
     assert first.stdout.startswith("c (") and "built in" in first.stdout
     assert second.stdout.startswith("c (") and "built in" not in second.stdout
     assert len(log.read_text().splitlines()) == 1
-    assert [p.suffix for p in (tmp_path / "cache").iterdir()] == [".so"]  # no temporary files left
+    assert sorted(p.suffix for p in (tmp_path / "cache").iterdir()) == [".sha256", ".so"]  # no temporary files left
 
 
 @needs_cc
@@ -220,7 +255,45 @@ def test_processes_building_at_once_all_get_a_whole_library(tmp_path):
     for out, err, rc in results:
         assert rc == 0, err
         assert float(out) < 1e-6
-    assert [p.suffix for p in (tmp_path / "cache").iterdir()] == [".so"]
+    assert sorted(p.suffix for p in (tmp_path / "cache").iterdir()) == [".sha256", ".so"]
+
+
+@needs_cc
+def test_a_truncated_cached_library_is_rebuilt_not_loaded(tmp_path):
+    """A crash or a full disk can leave a partial .so; loading one can kill the process with SIGBUS.
+    The checksum beside it catches that and the kernel is built again."""
+    env = {"LSTMCTL_CACHE_DIR": str(tmp_path / "cache"), "LSTMCTL_KERNEL": "c"}
+    code = """
+        import torch
+        from lstmctl.models import kernel
+        from lstmctl.models.layers import HandLSTM
+        m = HandLSTM(3, 16)
+        print(kernel.describe(m, torch.device("cpu")), float(m(torch.randn(2, 5, 3))[0].abs().sum()) > 0)
+    """
+    assert _python(code, env).returncode == 0
+    (so,) = (tmp_path / "cache").glob("*.so")
+    whole = so.read_bytes()
+    so.write_bytes(whole[: len(whole) // 3])
+    r = _python(code, env)
+    assert r.returncode == 0, r.stderr
+    assert "built in" in r.stdout and r.stdout.strip().endswith("True")
+    assert so.read_bytes() == whole
+
+
+@needs_cc
+def test_compiler_with_arguments_and_an_unwritable_cache(tmp_path):
+    """CC may carry arguments ("ccache gcc"); a cache path that cannot be written (here: a file)
+    means a private temporary build, not the slow path."""
+    blocked = tmp_path / "not-a-dir"
+    blocked.write_text("")
+    cc = shutil.which("gcc") or shutil.which("cc")
+    r = _python(
+        "from lstmctl.models import kernel; k = kernel.get(); print(k is not None, k and k.path)",
+        {"LSTMCTL_CACHE_DIR": str(blocked / "cache"), "CC": f"{cc} -pipe", "LSTMCTL_KERNEL": "c"},
+    )
+    assert r.returncode == 0, r.stderr
+    ok, path = r.stdout.split()
+    assert ok == "True" and "lstmctl-kernel-" in path
 
 
 def test_without_a_compiler_the_torch_path_gives_the_same_results(tmp_path):

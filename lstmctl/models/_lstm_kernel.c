@@ -40,7 +40,7 @@ static inline float exp_f(float x) {
     p = p * r + 0.5f;
     p = p * r + 1.0f;
     p = p * r + 1.0f;
-    int32_t sb = (nb + 127) << 23; /* 2^n */
+    int32_t sb = (int32_t)((uint32_t)(nb + 127) << 23); /* 2^n (unsigned shift: no UB for a NaN's n) */
     float s;
     memcpy(&s, &sb, 4);
     return p * s;
@@ -74,7 +74,7 @@ static inline double exp_d(double x) {
     p = p * r + 0.5;
     p = p * r + 1.0;
     p = p * r + 1.0;
-    int64_t sb = (nb + 1023) << 52;
+    int64_t sb = (int64_t)((uint64_t)(nb + 1023) << 52);
     double s;
     memcpy(&s, &sb, 8);
     return p * s;
@@ -267,4 +267,4 @@ void gemm_f64(const double *a, int64_t ars, int64_t acs, const double *w, int64_
 }
 
 /* Lets the loader check that it talks to the kernel it built. */
-int lstmctl_kernel_version(void) { return 3; }
+int lstmctl_kernel_version(void) { return 4; }

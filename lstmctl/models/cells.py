@@ -131,8 +131,12 @@ class _FusedPath:
 
     @staticmethod
     def forward(ctx, k, seq, x, h0, c0, w_ih, w_hh, b_ih, b_hh):
-        T, B, _ = x.shape
+        T, B, I = x.shape
         H = w_hh.shape[1]
+        want = {"w_ih": (4 * H, I), "w_hh": (4 * H, H), "b_ih": (4 * H,), "b_hh": (4 * H,), "h0": (B, H), "c0": (B, H)}
+        for name, t in zip(want, (w_ih, w_hh, b_ih, b_hh, h0, c0)):
+            if tuple(t.shape) != want[name]:  # the C loops trust these sizes: refuse, never read past an end
+                raise RuntimeError(f"LSTM layer: {name} has shape {tuple(t.shape)}, expected {want[name]}")
         dtype = str(x.dtype).removeprefix("torch.")
         xw = _matmul(k, x.reshape(T * B, -1), w_ih.t(), b_ih + b_hh).view(T, B, 4 * H)
         A = x.new_empty(T, B, 4 * H)  # gate activations [σ(i), σ(f), tanh(g), σ(o)] per step
@@ -201,6 +205,7 @@ class _LSTMLayer(torch.autograd.Function):
         return _FusedPath.forward(ctx, ctx.kernel, ctx.seq, x, h0, c0, w_ih, w_hh, b_ih, b_hh)
 
     @staticmethod
+    @torch.autograd.function.once_differentiable  # a second derivative raises instead of being wrong
     def backward(ctx, d_out, d_hn, d_cn):
         if ctx.kernel is None:
             return _TorchPath.backward(ctx, d_out, d_hn, d_cn)
@@ -217,7 +222,7 @@ def _fused_kernel_for(*tensors):
 
 def _c_kernel_applies(*tensors) -> bool:
     dtype = tensors[0].dtype
-    if dtype not in (torch.float32, torch.float64) or torch.is_autocast_enabled("cpu"):
+    if dtype not in (torch.float32, torch.float64) or _autocast_on("cpu"):
         return False  # (lstm_layer turns autocast off before it gets here)
     return all(t.device.type == "cpu" and t.dtype == dtype for t in tensors) and kernel.mode() != "torch"
 
@@ -236,6 +241,8 @@ def _mm(k, a: torch.Tensor, w: torch.Tensor, c: torch.Tensor | None = None) -> t
     w: (K, N), made row-contiguous if it is not; c: None, a bias (N,) or (M, N) rows contiguous."""
     M, K = a.shape
     N = w.shape[1]
+    if a.dim() != 2 or w.dim() != 2 or w.shape[0] != K or (c is not None and tuple(c.shape) not in ((N,), (M, N))):
+        raise RuntimeError(f"C GEMM: shapes do not fit: a {tuple(a.shape)}, w {tuple(w.shape)}, c {None if c is None else tuple(c.shape)}")
     if w.stride(1) != 1:
         w = w.contiguous()
     if c is not None and (c.stride(-1) != 1 or (c.dim() == 2 and c.shape != (M, N))):
@@ -275,13 +282,22 @@ def _matmul(k, a: torch.Tensor, w: torch.Tensor, c: torch.Tensor | None = None) 
     return a.mm(w) if c is None else torch.addmm(c, a, w)
 
 
+def _autocast_on(device_type: str) -> bool:
+    try:
+        return torch.is_autocast_enabled(device_type)
+    except RuntimeError:  # a device type autocast does not know (meta, ...)
+        return False
+
+
 def lstm_layer(x, h0, c0, w_ih, w_hh, b_ih, b_hh):
     """Standard LSTM over a (T, B, I) sequence -> (output (T, B, H), h_T, c_T)."""
-    if torch.is_autocast_enabled(x.device.type):
+    if _autocast_on(x.device.type):
         # mixed precision: the recurrence runs in float32 (its buffers are written with out=, which
-        # autocast's lower-precision matmuls cannot fill; and c accumulates over every step)
+        # autocast's lower-precision matmuls cannot fill; and c accumulates over every step);
+        # float64 stays float64, as in nn.LSTM
         with torch.autocast(x.device.type, enabled=False):
-            return lstm_layer(*(t.float() for t in (x, h0, c0, w_ih, w_hh, b_ih, b_hh)))
+            low = (torch.float16, torch.bfloat16)
+            return lstm_layer(*(t.float() if t.dtype in low else t for t in (x, h0, c0, w_ih, w_hh, b_ih, b_hh)))
     if torch.compiler.is_compiling() and _c_kernel_applies(x, h0, c0, w_ih, w_hh, b_ih, b_hh):
         # torch.compile cannot look inside the C loops: leave the layer out of the graph and run
         # it eagerly on them (faster than anything compiled from the per-step Python on a CPU)

@@ -19,6 +19,7 @@ import hashlib
 import logging
 import os
 import platform
+import shlex
 import shutil
 import subprocess
 import tempfile
@@ -32,7 +33,7 @@ from lstmctl.errors import UserError
 log = logging.getLogger(__name__)
 
 SOURCE = Path(__file__).with_name("_lstm_kernel.c")
-VERSION = 3  # must match lstmctl_kernel_version() in the C file
+VERSION = 4  # must match lstmctl_kernel_version() in the C file
 # Tried in order: the first set is tuned to this CPU; the second is portable.
 FLAG_SETS = (
     ["-O3", "-fno-trapping-math", "-march=native"],
@@ -76,14 +77,17 @@ def cache_dir() -> Path:
     return Path(base) / "lstmctl"
 
 
-def _compiler() -> str | None:
-    cc = os.environ.get("CC")
+def _compiler() -> list[str] | None:
+    """The compiler command: $CC (which may carry arguments, e.g. "ccache gcc"), else the first
+    of cc, gcc, clang on the PATH."""
+    cc = os.environ.get("CC", "").strip()
     if cc:
-        return shutil.which(cc) or cc
+        words = shlex.split(cc)
+        return [shutil.which(words[0]) or words[0], *words[1:]]
     for name in ("cc", "gcc", "clang"):
         found = shutil.which(name)
         if found:
-            return found
+            return [found]
     return None
 
 
@@ -102,27 +106,63 @@ def _cpu_identity() -> str:
     return "\n".join(ident)
 
 
-def _key(cc: str, flags: list[str]) -> str:
+def _key(cc: list[str], flags: list[str]) -> str:
     h = hashlib.sha256()
-    for part in (SOURCE.read_bytes(), cc.encode(), " ".join(flags).encode(), _cpu_identity().encode()):
+    for part in (SOURCE.read_bytes(), " ".join(cc).encode(), " ".join(flags).encode(), _cpu_identity().encode()):
         h.update(part)
         h.update(b"\0")
     return h.hexdigest()[:16]
 
 
-def _build(cc: str, flags: list[str], out: Path) -> None:
+def _digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _fsync_write(path: Path, data: bytes) -> None:
+    with open(path, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def _build(cc: list[str], flags: list[str], out: Path) -> None:
+    """Compile into a temporary file, make it durable, then publish it and its checksum atomically:
+    concurrent builders (DDP ranks) each publish a whole, identical file."""
     out.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=out.stem + ".", suffix=".tmp.so", dir=out.parent)
     os.close(fd)
+    tmp_sum = tmp + ".sha256"
     try:
-        cmd = [cc, *flags, "-fPIC", "-shared", "-o", tmp, str(SOURCE)]
+        cmd = [*cc, *flags, "-fPIC", "-shared", "-o", tmp, str(SOURCE)]
         res = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
         if res.returncode != 0:
             raise OSError(f"{' '.join(cmd)} failed: {(res.stderr or res.stdout).strip()[:500]}")
-        os.replace(tmp, out)  # atomic: concurrent builders (DDP ranks) each publish a whole file
+        with open(tmp, "rb") as f:
+            os.fsync(f.fileno())
+        _fsync_write(Path(tmp_sum), _digest(Path(tmp)).encode())
+        os.replace(tmp, out)
+        os.replace(tmp_sum, out.with_suffix(".sha256"))
+        try:  # the renames themselves survive a crash
+            dfd = os.open(out.parent, os.O_RDONLY)
+            try:
+                os.fsync(dfd)
+            finally:
+                os.close(dfd)
+        except OSError:
+            pass
     finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+        for leftover in (tmp, tmp_sum):
+            if os.path.exists(leftover):
+                os.unlink(leftover)
+
+
+def _intact(path: Path) -> bool:
+    """The cached library is the whole file its builder wrote (a crash, a full disk or a partial
+    copy can leave a truncated one, which dlopen may map and then die on with SIGBUS)."""
+    try:
+        return path.with_suffix(".sha256").read_text().strip() == _digest(path)
+    except OSError:
+        return False
 
 
 def _open(path: Path) -> Kernel:
@@ -146,15 +186,31 @@ def _open(path: Path) -> Kernel:
     return Kernel(path=path, **fns)
 
 
+def _writable_dir() -> Path:
+    """The cache directory, or a private temporary one if the cache cannot be written (read-only
+    home, a path that is a file): the kernel is then rebuilt once per process instead of cached."""
+    d = cache_dir()
+    try:
+        d.mkdir(parents=True, exist_ok=True)
+        if os.access(d, os.W_OK):
+            return d
+    except OSError:
+        pass
+    log.debug("cache directory %s is not writable; building the LSTM kernel in a temporary directory", d)
+    return Path(tempfile.mkdtemp(prefix="lstmctl-kernel-"))
+
+
 def _load() -> Kernel:
     cc = _compiler()
     if cc is None:
         raise OSError("no C compiler found (looked for $CC, cc, gcc, clang)")
     errors = []
     for flags in FLAG_SETS:
-        path = cache_dir() / f"lstm_kernel-{_key(cc, flags)}.so"
+        name = f"lstm_kernel-{_key(cc, flags)}.so"
         try:
-            if not path.exists():
+            path = cache_dir() / name
+            if not _intact(path):
+                path = _writable_dir() / name
                 t0 = time.perf_counter()
                 _build(cc, flags, path)
                 _built_s[mode()] = time.perf_counter() - t0

@@ -83,6 +83,8 @@ class _HandRNNBase(nn.Module):
         """
         if x.dim() != 3:
             raise ValueError(f"expected input of shape (batch, time, features), got {tuple(x.shape)}")
+        if x.shape[-1] != self.input_size:
+            raise RuntimeError(f"input.size(-1) must be equal to input_size. Expected {self.input_size}, got {x.shape[-1]}")
         inp = x.transpose(0, 1).contiguous()  # time-major inside
         finals: list[list[torch.Tensor]] = [[] for _ in states]
         for layer in range(self.num_layers):
