@@ -1,9 +1,12 @@
 """The config: schema, YAML loading, `base:` inheritance, `--set` overrides, did-you-mean.
 
 Flow: read YAML (safe loader) -> merge `base:` files -> apply `--set key=value` overrides ->
-validate the top level and `train` with pydantic -> validate `data` and `model` with the schema of
-the registered component they name -> a `Config` whose `data`/`model` dicts have every default
-filled in. The resolved config is what a run saves, and `load(dump(c)) == c`.
+validate the top level and `train` with pydantic -> import installed entry points and the
+config's `plugins:` -> validate `data` and `model` with the schema of the registered component
+they name -> a `Config` whose `data`/`model` dicts have every default filled in. The resolved
+config is what a run saves, and `load(dump(c)) == c`.
+
+Importing this module registers the built-in datasets and models (the family imports below).
 """
 
 from __future__ import annotations
@@ -13,113 +16,16 @@ import os
 import types
 import typing
 from pathlib import Path
-from typing import Any, Literal, Union
+from typing import Any, Union
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ValidationError
 
+from lstmctl.data import inline, mnist, sine, synthetic, tabular  # noqa: F401  (importing registers them)
 from lstmctl.errors import ConfigError
-
-TOP_KEYS = ("base", "name", "seed", "device", "data", "model", "train", "logging")
-
-
-class Strict(BaseModel):
-    """Unknown keys are errors; every section of the config derives from this."""
-
-    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
-
-
-class EarlyStopping(Strict):
-    """Stop when the monitored loss has not improved by `min_delta` for `patience` epochs."""
-
-    patience: int = Field(10, ge=1, le=1_000_000, description="epochs without improvement before stopping")
-    min_delta: float = Field(0.0, ge=0, description="smallest decrease that counts as an improvement")
-    monitor: Literal["val_loss", "train_loss"] = Field(
-        "val_loss", description="which loss to watch (val_loss falls back to train_loss without a validation split)"
-    )
-
-
-class Scheduler(Strict):
-    """Learning-rate schedule, stepped once per epoch (onecycle: once per batch)."""
-
-    name: Literal["none", "step", "cosine", "plateau", "onecycle"] = Field("none", description="which schedule")
-    step_size: int = Field(30, ge=1, description="step: epochs between decays")
-    gamma: float = Field(0.1, gt=0, le=1, description="step: decay factor")
-    min_lr: float = Field(0.0, ge=0, description="cosine: final learning rate; plateau: lower bound")
-    factor: float = Field(0.5, gt=0, lt=1, description="plateau: decay factor")
-    patience: int = Field(5, ge=0, description="plateau: epochs without improvement before decaying")
-    max_lr: float | None = Field(None, gt=0, description="onecycle: peak learning rate (default train.lr)")
-    pct_start: float = Field(0.3, gt=0, lt=1, description="onecycle: fraction of steps spent warming up")
-
-
-class TrainConfig(Strict):
-    """How to train."""
-
-    epochs: int = Field(100, ge=1, le=100_000_000, description="number of passes over the training split")
-    batch_size: int | None = Field(
-        None, ge=1, le=100_000_000, description="sequences per step; null = the whole training split"
-    )
-    optimizer: Literal["adam", "adamw", "sgd"] = Field("adam", description="optimizer")
-    lr: float = Field(0.01, gt=0, le=100, description="learning rate")
-    momentum: float = Field(0.0, ge=0, lt=1, description="sgd only")
-    weight_decay: float = Field(0.0, ge=0, le=100, description="L2 penalty (decoupled for adamw)")
-    loss: Literal["auto", "mse", "mae", "cross_entropy"] = Field(
-        "auto", description="auto: mse for regression, cross_entropy for classification"
-    )
-    stop_at_loss: float | None = Field(None, gt=0, description="stop once the training loss falls below this")
-    grad_clip: float | None = Field(None, gt=0, description="clip the gradient norm to this value")
-    val_fraction: float = Field(
-        0.0, ge=0, lt=1, description="validation share carved from training data, for datasets without a split"
-    )
-    shuffle: bool = Field(True, description="shuffle training sequences each epoch (seeded)")
-    stateful: bool = Field(
-        False, description="carry (h, c) from batch to batch in order, detached after each step (TBPTT)"
-    )
-    scheduler: Scheduler = Field(default_factory=Scheduler, description="learning-rate schedule (below)")
-    early_stopping: EarlyStopping | None = Field(None, description="stop when the loss stalls (below)")
-    checkpoint_every_s: float = Field(
-        30.0, ge=0, description="write last.pt/best.pt at most this often (always at the end); 0 = every epoch"
-    )
-    log_every_s: float = Field(5.0, gt=0, description="when not on a terminal: seconds between log lines")
-    threads: int | Literal["auto"] = Field("auto", description="CPU threads for torch; auto picks by model size")
-    compile: bool = Field(False, description="torch.compile the model (pays off only on long runs)")
-    precision: Literal["fp32", "bf16", "fp16"] = Field("fp32", description="bf16/fp16 autocast on CUDA only")
-
-    @field_validator("threads")
-    @classmethod
-    def _threads_positive(cls, v):
-        if isinstance(v, int) and not 1 <= v <= 4096:
-            raise ValueError("must be 'auto' or between 1 and 4096")
-        return v
-
-
-class LoggingConfig(Strict):
-    tensorboard: bool = Field(False, description="write TensorBoard event files into the run directory")
-
-
-class Config(Strict):
-    """A whole experiment."""
-
-    name: str = Field("run", pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$", description="run name, part of the run id")
-    seed: int = Field(0, ge=0, le=2**32 - 1, description="seeds data, initial weights, shuffling and dropout")
-    device: str = Field("auto", pattern=r"^(auto|cpu|mps|cuda(:\d{1,3})?)$", description="auto|cpu|cuda|cuda:N|mps")
-    data: dict[str, Any]
-    model: dict[str, Any]
-    train: TrainConfig = Field(default_factory=TrainConfig)
-    logging: LoggingConfig = Field(default_factory=LoggingConfig)
-
-    def data_params(self):
-        from lstmctl.registry import DATASETS
-
-        return DATASETS.get(self.data["name"]).params.model_validate(_without_name(self.data))
-
-    def model_params(self):
-        from lstmctl.registry import MODELS
-
-        return MODELS.get(self.model["name"]).params.model_validate(_without_name(self.model))
-
-    def to_dict(self) -> dict[str, Any]:
-        return self.model_dump(mode="json")
+from lstmctl.models import bilstm, gru, hand, lstm, rnn, stacked  # noqa: F401  (importing registers them)
+from lstmctl.registry import DATASETS, MODELS, load_entry_points, load_plugins
+from lstmctl.schema import TOP_KEYS, Config, EarlyStopping, LoggingConfig, Scheduler, Strict, TrainConfig  # noqa: F401  (re-exported)
 
 
 def _without_name(d: dict) -> dict:
@@ -285,8 +191,6 @@ def _format_error(err: ValidationError, model: type[BaseModel], prefix: str, ext
 
 
 def _validate_component(section: str, value: Any) -> dict:
-    from lstmctl.registry import DATASETS, MODELS
-
     registry = DATASETS if section == "data" else MODELS
     if not isinstance(value, dict):
         raise ConfigError(f"{section} must be a mapping with at least a 'name' key, got {type(value).__name__}")
@@ -303,8 +207,9 @@ def _validate_component(section: str, value: Any) -> dict:
     return {"name": name, **params.model_dump(mode="json")}
 
 
-def validate(raw: dict) -> Config:
-    """Validate a raw mapping into a resolved Config, or raise ConfigError with one line."""
+def _top_level(raw: dict) -> Config:
+    """Validate all but the insides of `data` and `model`, then import the plugins the config
+    names (and installed entry points), so that the registry knows every name they add."""
     if not isinstance(raw, dict):
         raise ConfigError(f"the config must be a mapping, got {type(raw).__name__}")
     raw = {k: v for k, v in raw.items() if k != "base"}
@@ -320,6 +225,14 @@ def validate(raw: dict) -> Config:
         raise ConfigError(f"config error: {_format_error(e, Config, '')}") from None
     except RecursionError:
         raise ConfigError("config error: nested too deeply") from None
+    load_entry_points()
+    load_plugins(cfg.plugins, cfg.plugin_dir)
+    return cfg
+
+
+def validate(raw: dict) -> Config:
+    """Validate a raw mapping into a resolved Config, or raise ConfigError with one line."""
+    cfg = _top_level(raw)
     data = _validate_component("data", cfg.data)
     model = _validate_component("model", cfg.model)
     return cfg.model_copy(update={"data": data, "model": model})
@@ -329,10 +242,24 @@ def load(path: str | Path, overrides: list[str] | None = None) -> Config:
     """Read, merge `base:`, apply overrides and validate a config file."""
     path = Path(path)
     raw = _resolve_base(read_yaml(path), path)
+    # Plugins first: the registry must know a plugin's dataset before its file paths are anchored.
+    _top_level(_anchor_plugin_dir(apply_overrides(raw, overrides), path.parent))
     raw = _anchor_paths(raw, path.parent)  # data paths written in the file: relative to its folder
     raw = apply_overrides(raw, overrides)
     raw = _anchor_paths(raw, Path.cwd())  # paths given with --set: relative to the current directory
-    return validate(raw)
+    return validate(_anchor_plugin_dir(raw, path.parent))
+
+
+def _anchor_plugin_dir(raw: dict, folder: Path) -> dict:
+    """Where plugins are looked for first: `plugin_dir` relative to the config file's folder, by
+    default that folder itself, made absolute so that a run's saved config (in the run directory)
+    finds the same modules whatever directory eval or resume runs from."""
+    if not raw.get("plugins"):
+        return raw
+    where = raw.get("plugin_dir")
+    if where is not None and (not isinstance(where, str) or not where or Path(where).is_absolute()):
+        return raw  # absolute already, or wrong: validate() reports it
+    return {**raw, "plugin_dir": os.path.normpath(folder.resolve() / Path(where or ".").expanduser())}
 
 
 def _anchor_paths(raw: dict, folder: Path) -> dict:
@@ -343,8 +270,6 @@ def _anchor_paths(raw: dict, folder: Path) -> dict:
     data = raw.get("data")
     if not isinstance(data, dict) or not isinstance(data.get("name"), str):
         return raw
-    from lstmctl.registry import DATASETS
-
     try:
         params = DATASETS.get(data["name"]).params
     except ConfigError:
@@ -371,9 +296,9 @@ def dump(cfg: Config) -> str:
 
 
 def json_schema() -> dict[str, Any]:
-    """A JSON Schema of the whole config: data/model are one-of the registered components."""
-    from lstmctl.registry import DATASETS, MODELS
-
+    """A JSON Schema of the whole config: data/model are one-of the registered components
+    (built-in and installed as entry points; a config's own plugins are not known here)."""
+    load_entry_points()
     schema = Config.model_json_schema()
     defs = schema.setdefault("$defs", {})
     for section, registry in (("data", DATASETS), ("model", MODELS)):

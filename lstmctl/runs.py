@@ -6,6 +6,7 @@ exclusive mkdir, so two runs started in the same second get two ids.
 
 from __future__ import annotations
 
+import csv
 import json
 import os
 import re
@@ -15,7 +16,13 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from lstmctl import config
 from lstmctl.errors import UserError
+
+try:  # POSIX only: the kernel-held run lock. Elsewhere (Windows) a lock file stands in for it.
+    import fcntl
+except ImportError:  # pragma: no cover - not POSIX
+    fcntl = None
 
 RUN_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
 DEFAULT_RUNS_DIR = "runs"
@@ -73,10 +80,6 @@ class RunLock:
         if held is not None:
             held._depth += 1
             return held
-        try:
-            import fcntl
-        except ImportError:  # pragma: no cover - not POSIX
-            fcntl = None
         me = f"{os.getpid()} {socket.gethostname()}\n".encode()
         if fcntl is not None:
             try:
@@ -114,7 +117,7 @@ class RunLock:
             return
         _HELD.pop(str(self.path.resolve()), None)
         try:
-            if not _has_fcntl():  # pragma: no cover
+            if fcntl is None:  # pragma: no cover
                 self.path.unlink(missing_ok=True)
             os.close(self._fd)  # closing drops the flock
         finally:
@@ -147,10 +150,8 @@ class RunLock:
         path = run.path / "run.lock"
         if str(path.resolve()) in _HELD:
             return True
-        if not _has_fcntl() or not path.exists():
+        if fcntl is None or not path.exists():
             return None
-        import fcntl
-
         try:
             fd = os.open(path, os.O_RDONLY)
         except OSError:
@@ -163,13 +164,6 @@ class RunLock:
             os.close(fd)  # also drops the probe's shared lock
         return False
 
-
-def _has_fcntl() -> bool:
-    try:
-        import fcntl  # noqa: F401
-    except ImportError:  # pragma: no cover
-        return False
-    return True
 
 
 def pid_alive(pid: int | None, host: str | None) -> bool | None:
@@ -258,16 +252,12 @@ class RunDir:
         """`with run.lock():` — exclusive use of this run by this process (train, resume)."""
         return RunLock(self)
 
-    def load_config(self):
-        from lstmctl import config
-
+    def load_config(self) -> config.Config:
         if not self.config_path.exists():
             raise UserError(f"run {self.id} is damaged: it has no config.yaml")
         return config.load(self.config_path)
 
     def read_metrics(self) -> list[dict[str, Any]]:
-        import csv
-
         if not self.metrics_csv.exists():
             return []
         rows = []

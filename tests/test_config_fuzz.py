@@ -192,7 +192,7 @@ def test_pretty_tracebacks_never_show_locals(tmp_path):
     """Even a crash (a bug, not a user error) prints no local variables, which may hold configs or data."""
     assert app.pretty_exceptions_show_locals is False
     code = (
-        "import lstmctl.commands as c\n"
+        "import lstmctl.commands.train as c\n"
         "def boom(*a, **k):\n"
         "    secret = 'TOP' + 'SECRET' + 'VALUE'\n"
         "    raise RuntimeError('a bug')\n"

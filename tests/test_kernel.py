@@ -222,9 +222,8 @@ def test_built_once_then_loaded_from_the_cache(tmp_path):
     env = {"LSTMCTL_CACHE_DIR": str(tmp_path / "cache"), "CC": str(wrapper), "LSTMCTL_KERNEL": "c"}
     code = """
         import torch
-        from lstmctl.models import kernel
-        from lstmctl.models.layers import HandLSTM
-        print(kernel.describe(HandLSTM(2, 3), torch.device("cpu")))
+        from lstmctl.models.layers import HandLSTM, describe_kernel
+        print(describe_kernel(HandLSTM(2, 3), torch.device("cpu")))
     """
     first, second = _python(code, env), _python(code, env)
     assert first.returncode == 0 and second.returncode == 0, first.stderr + second.stderr
@@ -265,10 +264,9 @@ def test_a_truncated_cached_library_is_rebuilt_not_loaded(tmp_path):
     env = {"LSTMCTL_CACHE_DIR": str(tmp_path / "cache"), "LSTMCTL_KERNEL": "c"}
     code = """
         import torch
-        from lstmctl.models import kernel
-        from lstmctl.models.layers import HandLSTM
+        from lstmctl.models.layers import HandLSTM, describe_kernel
         m = HandLSTM(3, 16)
-        print(kernel.describe(m, torch.device("cpu")), float(m(torch.randn(2, 5, 3))[0].abs().sum()) > 0)
+        print(describe_kernel(m, torch.device("cpu")), float(m(torch.randn(2, 5, 3))[0].abs().sum()) > 0)
     """
     assert _python(code, env).returncode == 0
     (so,) = (tmp_path / "cache").glob("*.so")
@@ -301,13 +299,13 @@ def test_without_a_compiler_the_torch_path_gives_the_same_results(tmp_path):
     code = """
         import torch
         from lstmctl.models import kernel
-        from lstmctl.models.layers import HandLSTM
+        from lstmctl.models.layers import HandLSTM, describe_kernel
         torch.manual_seed(0)
         m, ref = HandLSTM(3, 16), torch.nn.LSTM(3, 16, batch_first=True)
         ref.load_state_dict(m.state_dict())
         x = torch.randn(4, 6, 3)
         print(kernel.get() is None, float((m(x)[0] - ref(x)[0]).abs().max()))
-        print(kernel.describe(m, torch.device("cpu")))
+        print(describe_kernel(m, torch.device("cpu")))
     """
     r = _python(code, env)
     assert r.returncode == 0, r.stderr

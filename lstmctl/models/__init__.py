@@ -1,3 +1,5 @@
-"""Model families. Importing this package registers every model builder."""
+"""Model families, one module each; each registers its builder when imported.
 
-from lstmctl.models import bilstm, gru, hand, lstm, rnn, stacked  # noqa: F401
+lstmctl.config imports the built-in families (which registers them); this package imports
+nothing, so that `lstmctl.models.base` can be imported without pulling in every family.
+"""

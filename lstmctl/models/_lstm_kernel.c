@@ -1,8 +1,13 @@
-/* lstmctl's fused LSTM gate loops, one call per time step (forward and backward).
+/* lstmctl's fused LSTM loops: the recurrence of a whole sequence in one call (forward and
+ * backward), the gates of one time step, and the matrix products they need.
  *
- * PyTorch still does the matrix products (one per step); these loops do everything in between
- * in one pass over the (B, H) block, where the pure-torch path in cells.py needs about a dozen
- * separate elementwise kernels per step, each with its own Python and dispatcher overhead.
+ * The matrix products are this file's own register-blocked GEMM (below): per step the recurrent
+ * product h_{t-1} W_hh^T, and per layer the input projection of all steps and the weight
+ * gradients. Between the products one pass over the (B, H) block does all the gates, where the
+ * pure-torch path in cells.py needs about a dozen separate elementwise kernels per step, each
+ * with its own Python and dispatcher overhead. (cells.py hands large products to torch's
+ * threaded BLAS instead when more than two threads are available; then only the gate loops of
+ * this file run, one call per step.)
  * Built on first use by lstmctl/models/kernel.py with the system C compiler and loaded with
  * ctypes; no Python or torch headers are involved, so it compiles in well under a second.
  *
@@ -150,7 +155,7 @@ static inline double exp_d(double x) {
  * stride ldo (out may be c). For the shapes of an LSTM layer (M = batch or a few thousand rows,
  * K and N in the tens to hundreds) MKL's sgemm on the AMD EPYC we measured reaches half the speed
  * of this plain MR x NR micro-kernel, which the compiler vectorises along NR and keeps in
- * registers (see the README's speed table). K is cut into blocks of KC so the slice of w that the
+ * registers (see the speed table in docs/models.md). K is cut into blocks of KC so the slice of w that the
  * micro-kernel sweeps stays in the L1 cache; within a block the sum over k runs in order. */
 #define KC 128
 #define MICRO(REAL, MRv, NRv)                                                                  \

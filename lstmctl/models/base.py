@@ -8,7 +8,7 @@ import torch
 from pydantic import Field
 from torch import nn
 
-from lstmctl.config import Strict
+from lstmctl.schema import Strict
 from lstmctl.data.base import Task
 
 

@@ -125,7 +125,8 @@ class _FusedPath:
     through W_hh (same GEMM) and dL/dc back through the forget gates, writing dL/d(pre-activation).
     Per step (`seq` False, for large layers on several threads): torch.addmm does the recurrent
     matmul (multi-threaded BLAS) and the C loop the gates. Either way the input projection of all
-    steps and the weight gradients of all steps are one torch matmul each. Buffers are allocated
+    steps and the weight gradients of all steps are one matrix product each, on the C GEMM unless
+    torch's threaded BLAS is faster for it (_matmul). Buffers are allocated
     once per sequence and are contiguous: the C code receives raw pointers into them.
     """
 
@@ -262,7 +263,7 @@ def _c_is_faster(macs: int) -> bool:
     """Whether lstmctl's single-threaded C GEMM should do a product of `macs` multiply-adds.
 
     On one or two threads it is the faster one (twice MKL's speed at LSTM shapes on the machine in
-    the README). With more threads torch's BLAS splits large products across cores, so those go to
+    docs/models.md). With more threads torch's BLAS splits large products across cores, so those go to
     torch; small ones gain nothing from threads. LSTMCTL_KERNEL_STEP=torch|c forces one way."""
     forced = os.environ.get("LSTMCTL_KERNEL_STEP", "").strip().lower()
     if forced in ("torch", "c"):
@@ -301,13 +302,20 @@ def lstm_layer(x, h0, c0, w_ih, w_hh, b_ih, b_hh):
     if torch.compiler.is_compiling() and _c_kernel_applies(x, h0, c0, w_ih, w_hh, b_ih, b_hh):
         # torch.compile cannot look inside the C loops: leave the layer out of the graph and run
         # it eagerly on them (faster than anything compiled from the per-step Python on a CPU)
-        return _lstm_layer_eager(x, h0, c0, w_ih, w_hh, b_ih, b_hh)
+        return _outside_the_graph()(x, h0, c0, w_ih, w_hh, b_ih, b_hh)
     return _LSTMLayer.apply(x, h0, c0, w_ih, w_hh, b_ih, b_hh)
 
 
-@torch.compiler.disable
-def _lstm_layer_eager(x, h0, c0, w_ih, w_hh, b_ih, b_hh):
-    return _LSTMLayer.apply(x, h0, c0, w_ih, w_hh, b_ih, b_hh)
+_EAGER: list = []  # the layer wrapped in torch.compiler.disable, made on first use under torch.compile
+
+
+def _outside_the_graph():
+    """_LSTMLayer.apply marked for Dynamo to run eagerly. Made when first needed rather than with a
+    decorator at import: torch.compiler.disable imports Dynamo, 1.5 s that no eager run should pay
+    (every lstmctl command imports this module)."""
+    if not _EAGER:
+        _EAGER.append(torch.compiler.disable(_LSTMLayer.apply))
+    return _EAGER[0]
 
 
 def peephole_layer(x, h0, c0, w_ih, w_hh, b_ih, b_hh, w_ci, w_cf, w_co):

@@ -243,16 +243,10 @@ def why_not() -> str | None:
     return _why_not.get("auto")
 
 
-def describe(model, device) -> str | None:
-    """What runs the model's hand-built LSTM layers, for run.json and the start of training:
-    None if it has none (or only the variants, which are plain torch), else "c (<library>)" or
-    "torch (<why>)". Builds the kernel if it is needed and not built yet."""
-    from lstmctl.models.layers import HandLSTM
-
-    if not any(isinstance(m, HandLSTM) and m.variant == "standard" for m in model.modules()):
-        return None
-    if getattr(device, "type", str(device)) != "cpu":
-        return f"torch (the C loops are for the CPU; this run is on {device})"
+def summary() -> str:
+    """What runs a standard hand-built LSTM layer on the CPU, for run.json and the start of
+    training: "c (<library>[, built in N s])" or "torch (<why>)". Builds the kernel if it is not
+    built yet. Which models have such layers is for models.layers.describe_kernel to say."""
     if mode() == "torch":
         return "torch (LSTMCTL_KERNEL=torch)"
     k = get()

@@ -14,7 +14,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from lstmctl.models import cells
+from lstmctl.models import cells, kernel
 
 VARIANTS = ("standard", "peephole", "coupled")
 
@@ -162,3 +162,15 @@ class HandGRU(_HandRNNBase):
         self._check_state("h0", h0, x)
         out, (h_n,) = self._run(x, [h0])
         return out, h_n
+
+
+def describe_kernel(model: nn.Module, device) -> str | None:
+    """What runs the model's hand-built LSTM layers, for run.json and the start of training:
+    None if it has none (or only the variants, which are plain torch), else "c (<library>)" or
+    "torch (<why>)". Builds the kernel if it is needed and not built yet; a wrong LSTMCTL_KERNEL
+    fails here, so callers run it before they create a run directory."""
+    if not any(isinstance(m, HandLSTM) and m.variant == "standard" for m in model.modules()):
+        return None
+    if getattr(device, "type", str(device)) != "cpu":
+        return f"torch (the C loops are for the CPU; this run is on {device})"
+    return kernel.summary()

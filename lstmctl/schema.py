@@ -1,0 +1,131 @@
+"""The config's types: the strict base every section derives from, and the top-level sections.
+
+A leaf module: it imports nothing from lstmctl, so datasets and models can declare their parameter
+schemas with `Strict` without importing the config loader (which imports them to register).
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+TOP_KEYS = ("base", "name", "seed", "device", "plugins", "plugin_dir", "data", "model", "train", "logging")
+MODULE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
+
+
+class Strict(BaseModel):
+    """Unknown keys are errors; every section of the config derives from this."""
+
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+
+
+class EarlyStopping(Strict):
+    """Stop when the monitored loss has not improved by `min_delta` for `patience` epochs."""
+
+    patience: int = Field(10, ge=1, le=1_000_000, description="epochs without improvement before stopping")
+    min_delta: float = Field(0.0, ge=0, description="smallest decrease that counts as an improvement")
+    monitor: Literal["val_loss", "train_loss"] = Field(
+        "val_loss", description="which loss to watch (val_loss falls back to train_loss without a validation split)"
+    )
+
+
+class Scheduler(Strict):
+    """Learning-rate schedule, stepped once per epoch (onecycle: once per batch)."""
+
+    name: Literal["none", "step", "cosine", "plateau", "onecycle"] = Field("none", description="which schedule")
+    step_size: int = Field(30, ge=1, description="step: epochs between decays")
+    gamma: float = Field(0.1, gt=0, le=1, description="step: decay factor")
+    min_lr: float = Field(0.0, ge=0, description="cosine: final learning rate; plateau: lower bound")
+    factor: float = Field(0.5, gt=0, lt=1, description="plateau: decay factor")
+    patience: int = Field(5, ge=0, description="plateau: epochs without improvement before decaying")
+    max_lr: float | None = Field(None, gt=0, description="onecycle: peak learning rate (default train.lr)")
+    pct_start: float = Field(0.3, gt=0, lt=1, description="onecycle: fraction of steps spent warming up")
+
+
+class TrainConfig(Strict):
+    """How to train."""
+
+    epochs: int = Field(100, ge=1, le=100_000_000, description="number of passes over the training split")
+    batch_size: int | None = Field(
+        None, ge=1, le=100_000_000, description="sequences per step; null = the whole training split"
+    )
+    optimizer: Literal["adam", "adamw", "sgd"] = Field("adam", description="optimizer")
+    lr: float = Field(0.01, gt=0, le=100, description="learning rate")
+    momentum: float = Field(0.0, ge=0, lt=1, description="sgd only")
+    weight_decay: float = Field(0.0, ge=0, le=100, description="L2 penalty (decoupled for adamw)")
+    loss: Literal["auto", "mse", "mae", "cross_entropy"] = Field(
+        "auto", description="auto: mse for regression, cross_entropy for classification"
+    )
+    stop_at_loss: float | None = Field(None, gt=0, description="stop once the training loss falls below this")
+    grad_clip: float | None = Field(None, gt=0, description="clip the gradient norm to this value")
+    val_fraction: float = Field(
+        0.0, ge=0, lt=1, description="validation share carved from training data, for datasets without a split"
+    )
+    shuffle: bool = Field(True, description="shuffle training sequences each epoch (seeded)")
+    stateful: bool = Field(
+        False, description="carry (h, c) from batch to batch in order, detached after each step (TBPTT)"
+    )
+    scheduler: Scheduler = Field(default_factory=Scheduler, description="learning-rate schedule (below)")
+    early_stopping: EarlyStopping | None = Field(None, description="stop when the loss stalls (below)")
+    checkpoint_every_s: float = Field(
+        30.0, ge=0, description="write last.pt/best.pt at most this often (always at the end); 0 = every epoch"
+    )
+    log_every_s: float = Field(5.0, gt=0, description="when not on a terminal: seconds between log lines")
+    threads: int | Literal["auto"] = Field("auto", description="CPU threads for torch; auto picks by model size")
+    compile: bool = Field(False, description="torch.compile the model (pays off only on long runs)")
+    precision: Literal["fp32", "bf16", "fp16"] = Field("fp32", description="bf16/fp16 autocast on CUDA only")
+
+    @field_validator("threads")
+    @classmethod
+    def _threads_positive(cls, v):
+        if isinstance(v, int) and not 1 <= v <= 4096:
+            raise ValueError("must be 'auto' or between 1 and 4096")
+        return v
+
+
+class LoggingConfig(Strict):
+    tensorboard: bool = Field(False, description="write TensorBoard event files into the run directory")
+
+
+class Config(Strict):
+    """A whole experiment."""
+
+    name: str = Field("run", pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$", description="run name, part of the run id")
+    seed: int = Field(0, ge=0, le=2**32 - 1, description="seeds data, initial weights, shuffling and dropout")
+    device: str = Field("auto", pattern=r"^(auto|cpu|mps|cuda(:\d{1,3})?)$", description="auto|cpu|cuda|cuda:N|mps")
+    plugins: list[str] = Field(
+        default_factory=list,
+        max_length=100,
+        description="modules to import before data and model are looked up, e.g. [my_datasets]: their "
+        "imports register datasets and models; a module beside the config file is found. Importing runs its code",
+    )
+    plugin_dir: str | None = Field(
+        None,
+        description="folder searched first for plugins (relative: to the config file's folder); "
+        "default and in a run's saved config: the config file's folder, absolute",
+    )
+    data: dict[str, Any]
+    model: dict[str, Any]
+    train: TrainConfig = Field(default_factory=TrainConfig)
+    logging: LoggingConfig = Field(default_factory=LoggingConfig)
+
+    @field_validator("plugins")
+    @classmethod
+    def _module_names(cls, v: list[str]):
+        for name in v:
+            if name.endswith(".py") and MODULE_NAME.match(name[:-3]):
+                raise ValueError(f"{name!r} is a file name; write the module name, {name[:-3]!r}")
+            if not MODULE_NAME.match(name):
+                raise ValueError(f"{name!r} is not a module name (letters, digits, _ and dots, e.g. my_datasets)")
+        return v
+
+    def to_dict(self) -> dict[str, Any]:
+        d = self.model_dump(mode="json")
+        # left out when unused, so a config without plugins saves exactly as it always has
+        if not d["plugins"]:
+            del d["plugins"]
+        if d["plugin_dir"] is None:
+            del d["plugin_dir"]
+        return d
