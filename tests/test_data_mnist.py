@@ -17,6 +17,7 @@ import torch
 
 from lstmctl.data import mnist as mn
 from lstmctl.data.base import Task
+from lstmctl.data.facts import ImageFacts
 from lstmctl.data.idx import write_idx
 from lstmctl.errors import UserError
 
@@ -51,7 +52,7 @@ def no_system(monkeypatch, tmp_path):
 
 def build(name="mnist", val_fraction=0.0, **kw):
     builder = mn.build_mnist if name == "mnist" else mn.build_fashion_mnist
-    return builder(mn.MnistParams(**kw), 0, val_fraction)
+    return builder(mn.MnistParams(**kw), seed=0, val_fraction=val_fraction)
 
 
 @pytest.mark.parametrize("gz", [True, False])
@@ -65,9 +66,9 @@ def test_shapes_dtypes_and_standard_normalisation(tmp_path, no_system, gz):
     # standardised with the statistics of the training images alone
     assert abs(float(b.train.x.mean())) < 1e-5 and abs(float(b.train.x.std()) - 1) < 1e-3
     assert b.state["normalize"] == "standard" and 0 < b.state["pixel_std"]
-    assert b.meta["kind"] == "images" and b.meta["image_shape"] == [28, 28] and len(b.meta["class_names"]) == 10
-    # the meta's pixel scale maps inputs back to 0..255
-    pix = b.test.x * b.meta["pixel_scale"] + b.meta["pixel_offset"]
+    assert isinstance(b.facts, ImageFacts) and b.facts.image_shape == [28, 28] and len(b.facts.class_names) == 10
+    # the facts' pixel scale maps inputs back to 0..255
+    pix = b.test.x * b.facts.pixel_scale + b.facts.pixel_offset
     assert float(pix.min()) > -1e-3 and float(pix.max()) < 255 + 1e-3
 
 
@@ -78,7 +79,7 @@ def test_unit_and_none_normalisation_subset_and_saved_state(tmp_path, no_system)
     assert 0 <= float(unit.train.x.min()) and float(unit.train.x.max()) <= 1
     raw = build(root=str(tmp_path / "d"), normalize="none")
     assert float(raw.train.x.max()) > 1 and torch.equal(raw.train.x.round(), raw.train.x)
-    again = mn.build_mnist(mn.MnistParams(root=str(tmp_path / "d"), subset=5), 0, 0.0, state={"pixel_mean": 10.0, "pixel_std": 2.0})
+    again = mn.build_mnist(mn.MnistParams(root=str(tmp_path / "d"), subset=5), seed=0, state={"pixel_mean": 10.0, "pixel_std": 2.0})
     torch.testing.assert_close(again.train.x, (raw.train.x[:5] - 10) / 2)
 
 
@@ -207,7 +208,7 @@ def test_real_fashion_mnist_row_lstm_beats_chance(cli, write_config):
 
 @pytest.mark.parametrize("name", ["mnist.yaml", "fashion_mnist.yaml"])
 def test_shipped_image_configs_run(tmp_path, no_system, cli, name):
-    """The shipped configs, shrunk, on small files in data.root (the real run is measured in the README)."""
+    """The shipped configs, shrunk, on small files in data.root (the real run is measured in docs/datasets.md)."""
     fake_files(tmp_path / "d")
     repo = Path(__file__).resolve().parents[1]
     cli("train", repo / "configs" / name, "--set", f"data.root={tmp_path / 'd'}", "--set", "train.epochs=1",

@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from lstmctl.data.base import IGNORE_INDEX, Task
+from lstmctl.data.facts import AddingFacts, InlineFacts
 from lstmctl.data.inline import InlineParams, build_inline
 from lstmctl.data.synthetic import AddingParams, CopyParams, RandomParams, build_adding, build_copy, build_random
 from lstmctl.errors import UserError
@@ -55,8 +56,8 @@ def test_adding_problem_definition():
     assert (first < 25).all() and (last >= 25).all()  # one mark in each half
     # always answering 1.0 scores Var(u1 + u2) = 1/6
     assert abs(float(((y - 1) ** 2).mean()) - 1 / 6) < 0.01
-    assert b.meta["kind"] == "memory" and b.meta["length"] == 50
-    anywhere = build_adding(AddingParams(length=5, n_train=500, n_test=1, first_half=False), 0, 0.0).train.x[..., 1]
+    assert isinstance(b.facts, AddingFacts) and b.facts.length == 50 and b.facts.marker_channel == 1
+    anywhere = build_adding(AddingParams(length=5, n_train=500, n_test=1, first_half=False), seed=0).train.x[..., 1]
     assert torch.equal(anywhere.sum(1), torch.full((500,), 2.0))
 
 
@@ -72,24 +73,33 @@ def test_copy_task_definition():
     assert (tokens[:, :3] < 4).all() and (tokens[:, 3:8] == 4).all() and (tokens[:, 8] == 5).all()
     assert torch.equal(b.train.y[:, 9:], tokens[:, :3])  # replay the symbols after the marker
     assert (b.train.y[:, :9] == IGNORE_INDEX).all()
-    assert b.meta["recall_start"] == 9
-    scored = build_copy(p.model_copy(update={"score_all_steps": True}), 0, 0.0)
+    assert b.facts.recall_start == 9
+    scored = build_copy(p.model_copy(update={"score_all_steps": True}), seed=0)
     assert (scored.train.y[:, :9] == 4).all()
 
 
 def test_inline_two_companies_and_errors():
     p = InlineParams(sequences=[[0, 0.5, 0.25, 1], [1, 0.5, 0.25, 1]], targets=[0, 1], names=["A", "B"])
-    b = build_inline(p, 0, 0.0)
+    b = build_inline(p, seed=0)
     assert b.task is Task.REGRESSION_SEQ and b.train.x.shape == (2, 4, 1) and b.train.y.shape == (2, 1)
-    assert torch.equal(b.test.x, b.train.x) and b.meta["test_is_train"]
-    multi = build_inline(InlineParams(sequences=[[[1, 2], [3, 4]]], targets=[2], task="classification"), 0, 0.0)
+    assert torch.equal(b.test.x, b.train.x) and isinstance(b.facts, InlineFacts) and b.facts.test_is_train
+    multi = build_inline(InlineParams(sequences=[[[1, 2], [3, 4]]], targets=[2], task="classification"), seed=0)
     assert multi.input_size == 2 and multi.output_size == 3 and multi.train.y.dtype == torch.int64
     with pytest.raises(UserError, match="#0 has 2 steps, #1 has 3"):
-        build_inline(InlineParams(sequences=[[1, 2], [1, 2, 3]], targets=[0, 1]), 0, 0.0)
+        build_inline(InlineParams(sequences=[[1, 2], [1, 2, 3]], targets=[0, 1]), seed=0)
     with pytest.raises(UserError, match="1 targets for 2 sequences"):
-        build_inline(InlineParams(sequences=[[1, 2], [1, 3]], targets=[0]), 0, 0.0)
+        build_inline(InlineParams(sequences=[[1, 2], [1, 3]], targets=[0]), seed=0)
     with pytest.raises(UserError, match="give both or neither"):
-        build_inline(InlineParams(sequences=[[1, 2]], targets=[0], test_sequences=[[1, 2]]), 0, 0.0)
+        build_inline(InlineParams(sequences=[[1, 2]], targets=[0], test_sequences=[[1, 2]]), seed=0)
+
+
+def test_inline_extra_metrics_name_each_prediction():
+    b = build_inline(InlineParams(sequences=[[0, 1], [1, 0]], targets=[0, 1], names=["A", "B"]), seed=0)
+    pred = torch.tensor([[0.25], [0.5]])
+    m = b.facts.extra_metrics("test", pred, b.test.y)
+    assert m == {"max_abs_error": 0.5, "prediction A (target 0)": 0.25, "prediction B (target 1)": 0.5}
+    assert "prediction #0 (target 0)" in b.facts.extra_metrics("val", pred, b.test.y)  # names fit train/test only
+    assert b.facts.extra_metrics("test", torch.zeros(2, 2), torch.zeros(2, 2)) == {}  # not one value per sequence
 
 
 @pytest.mark.parametrize(
@@ -123,8 +133,8 @@ def test_sine_noise_level_seed_and_span_check():
     from lstmctl.data.sine import SineCosineParams, build_sine_cosine
 
     p = SineCosineParams(points=4000, noise=0.2, frequency=3.0, phase=-1.0)
-    clean = build_sine_cosine(p.model_copy(update={"noise": 0.0}), 0, 0.0)
-    a, b = build_sine_cosine(p, 0, 0.0), build_sine_cosine(p, 1, 0.0)
+    clean = build_sine_cosine(p.model_copy(update={"noise": 0.0}), seed=0)
+    a, b = build_sine_cosine(p, seed=0), build_sine_cosine(p, seed=1)
     resid = (a.train.x - clean.train.x).flatten()
     assert abs(float(resid.std()) - 0.2) < 0.02 and abs(float(resid.mean())) < 0.02
     assert not torch.equal(a.train.x, b.train.x)  # the run's seed drives the noise

@@ -5,7 +5,7 @@ import csv
 import numpy as np
 
 from lstmctl import load_run
-from lstmctl.inference import predict
+from lstmctl.evaluation import predict
 from tests.conftest import CONFIGS
 
 
@@ -27,8 +27,8 @@ def test_predict_on_new_csv_matches_the_test_split(cli, tmp_path):
     assert pred[0]["label"] == tail[20][0]  # first window's target: the year after its last row
 
     run = load_run("latest")
-    b = run.bundle
-    test_years = [str(b.meta["dates"][r]) for r in b.meta["rows"]["test"]]
+    b = run.data
+    test_years = [str(b.facts.dates[r]) for r in b.facts.rows["test"]]
     model_test = dict(zip(test_years, b.inverse_target(predict(run.model, b.test.x)).reshape(-1).tolist()))
     common = [p for p in pred if p["label"] in model_test]
     assert len(common) >= 30

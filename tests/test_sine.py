@@ -4,12 +4,12 @@ import torch
 
 from lstmctl import config
 from lstmctl.data.base import Task
-from lstmctl.experiment import build_bundle
+from lstmctl.session import build_dataset
 
 
 def bundle(**data):
     raw = {"data": {"name": "sine_cosine", **data}, "model": {"name": "lstm"}}
-    return build_bundle(config.validate(raw))
+    return build_dataset(config.validate(raw))
 
 
 def test_default_tutorial_split():
@@ -21,11 +21,11 @@ def test_default_tutorial_split():
     t = torch.linspace(0, 12 * math.pi, 200, dtype=torch.float64)
     assert torch.allclose(b.train.x[0, :, 0].double(), torch.sin(t[:100]), atol=1e-6)
     assert torch.allclose(b.test.y[0, :, 0].double(), torch.cos(t[100:]), atol=1e-6)
-    assert b.meta["t"]["test"].min() > b.meta["t"]["train"].max()  # chronological
+    assert b.facts.t["test"].min() > b.facts.t["train"].max()  # chronological
 
 
 def test_sequences_and_validation():
-    b = build_bundle(
+    b = build_dataset(
         config.validate(
             {"data": {"name": "sine_cosine", "points": 100, "seq_len": 10}, "model": {"name": "lstm"}, "train": {"val_fraction": 0.2}}
         )
@@ -33,7 +33,7 @@ def test_sequences_and_validation():
     assert b.train.x.shape == (4, 10, 1)
     assert b.val.x.shape == (1, 10, 1)
     assert b.test.x.shape == (5, 10, 1)
-    assert b.meta["t"]["val"].min() > b.meta["t"]["train"].max()
+    assert b.facts.t["val"].min() > b.facts.t["train"].max()
 
 
 def test_phase_frequency_noise():

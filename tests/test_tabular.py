@@ -11,6 +11,7 @@ import torch
 import yaml
 from numpy.lib.stride_tricks import sliding_window_view
 
+from lstmctl import metrics
 from lstmctl.data.tabular import TabularParams, build_tabular
 from lstmctl.errors import UserError
 
@@ -32,7 +33,7 @@ def random_table(tmp_path, n=60, cols=3, seed=0):
 
 def build(path, val_fraction=0.0, state=None, **kw):
     kw.setdefault("target", "c0")
-    return build_tabular(TabularParams(path=str(path), **kw), 0, val_fraction, state)
+    return build_tabular(TabularParams(path=str(path), **kw), seed=0, val_fraction=val_fraction, state=state)
 
 
 @pytest.mark.parametrize("seed,window,horizon,stride", [(0, 5, 1, 1), (1, 3, 4, 2), (2, 10, 2, 3), (3, 1, 1, 1)])
@@ -51,10 +52,10 @@ def test_windows_match_sliding_window_view(tmp_path, seed, window, horizon, stri
     np.testing.assert_allclose(got_y, ref_y, rtol=1e-6, atol=1e-4)
     assert got_x.dtype == np.float64 and b.train.x.dtype == torch.float32 and b.train.y.shape[1] == 1
     # the naive forecast is the target's value at each window's last row
-    rows = np.concatenate([b.meta["rows"][k] for k in ("train", "val", "test") if k in b.meta["rows"]])
-    naive = torch.cat([b.meta["naive"][k] for k in ("train", "val", "test") if k in b.meta["naive"]]).numpy()[:, 0]
+    rows = np.concatenate([b.facts.rows[k] for k in ("train", "val", "test") if k in b.facts.rows])
+    naive = torch.cat([b.facts.naive[k] for k in ("train", "val", "test") if k in b.facts.naive]).numpy()[:, 0]
     np.testing.assert_allclose(naive, data[rows - horizon, 0], rtol=1e-6, atol=1e-4)
-    assert b.meta["split_dates"]["test"] == [f"d{r}" for r in b.meta["rows"]["test"]]
+    assert b.facts.split_dates["test"] == [f"d{r}" for r in b.facts.rows["test"]]
 
 
 @pytest.mark.parametrize("scale", ["standard", "minmax"])
@@ -62,7 +63,7 @@ def test_scaler_fitted_on_training_rows_only_and_inverted(tmp_path, scale):
     path, data = random_table(tmp_path, n=80, seed=5)
     b = build(path, 0.2, window=6, scale=scale, date_column="date", test_fraction=0.2)
     n_tr = b.state["rows"]["train"]
-    assert b.meta["split_rows"]["val_start"] == n_tr and n_tr == 80 - 16 - 13
+    assert b.facts.val_start == n_tr and n_tr == 80 - 16 - 13
     train_rows = data[:n_tr]
     if scale == "standard":
         exp_off, exp_scale = train_rows.mean(0), train_rows.std(0)
@@ -73,7 +74,7 @@ def test_scaler_fitted_on_training_rows_only_and_inverted(tmp_path, scale):
     assert b.state["target_scale"] == {"scale": [exp_scale[0]], "offset": [exp_off[0]]}
     json.dumps(b.state)  # plain numbers
     # inverse_target gives the original units back
-    orig = torch.from_numpy(data[b.meta["rows"]["test"], 0]).float().unsqueeze(1)
+    orig = torch.from_numpy(data[b.facts.rows["test"], 0]).float().unsqueeze(1)
     torch.testing.assert_close(b.inverse_target(b.test.y), orig, rtol=1e-5, atol=1e-4)
     # a saved state wins over refitting (eval transforms exactly as training did)
     st = dict(b.state, offset=[0.0] * 3, scale=[2.0] * 3)
@@ -84,8 +85,8 @@ def test_scaler_fitted_on_training_rows_only_and_inverted(tmp_path, scale):
 def test_no_leakage_between_splits(tmp_path):
     path, _ = random_table(tmp_path, n=100, seed=7)
     b = build(path, 0.15, window=8, horizon=3, date_column="date", test_fraction=0.2)
-    rows = b.meta["rows"]
-    val_start, test_start = b.meta["split_rows"]["val_start"], b.meta["split_rows"]["test_start"]
+    rows = b.facts.rows
+    val_start, test_start = b.facts.val_start, b.facts.test_start
     assert max(rows["train"]) < val_start <= min(rows["val"]) <= max(rows["val"]) < test_start <= min(rows["test"])
     assert not set(rows["test"]) & set(rows["train"]) and not set(rows["test"]) & set(rows["val"])
     # every input row of a training window lies before the first validation row
@@ -94,10 +95,23 @@ def test_no_leakage_between_splits(tmp_path):
     assert len(b.train) + len(b.val) + len(b.test) == 100 - 8 - 3 + 1
 
 
+def test_extra_metrics_are_the_forecast_metrics_beside_the_regression_ones(tmp_path):
+    """regression + SeriesFacts.extra_metrics == metrics.forecast: the eval.json keys, in the same order."""
+    path, _ = random_table(tmp_path, n=60, seed=3)
+    b = build(path, 0.2, window=5, date_column="date")
+    target = b.inverse_target(b.test.y)
+    pred = target + 0.1 * torch.arange(len(target), dtype=torch.float32).unsqueeze(1)
+    merged = metrics.regression(pred, target)
+    merged.update(b.facts.extra_metrics("test", pred, target))
+    expected = metrics.forecast(pred, target, b.facts.naive["test"], b.facts.mase_scale)
+    assert list(merged) == list(expected) and merged == expected
+    assert "mase" in merged and "mae_vs_naive" in merged and "naive_mae" in merged
+
+
 def test_default_features_are_numeric_columns_and_univariate_works(tmp_path):
     path = write_csv(tmp_path / "u.csv", ["year", "label", "v"], [[1900 + i, "x", i * i % 7] for i in range(30)])
     b = build(path, target="v", window=4, date_column="year")
-    assert b.meta["features"] == ["v"] and b.input_size == 1  # 'label' is text, 'year' the date column
+    assert b.facts.features == ["v"] and b.input_size == 1  # 'label' is text, 'year' the date column
     one = write_csv(tmp_path / "one.csv", ["v"], [[i] for i in range(12)])
     assert build(one, target="v", window=3).input_size == 1
 
@@ -112,13 +126,13 @@ def test_missing_values(tmp_path):
                        r"line 11 column 'b'; set data.missing"):
         build(path, target="a", features=["a", "b"], window=3)
     b = build(path, target="a", features=["a", "b"], window=3, missing="interpolate", scale="none")
-    assert b.meta["series"][5:7] == [5.0, 6.0]  # linear between rows 4 and 7
+    assert b.facts.series[5:7] == [5.0, 6.0]  # linear between rows 4 and 7
     b = build(path, target="a", features=["a", "b"], window=3, missing="ffill", scale="none")
-    assert b.meta["series"][5:7] == [4.0, 4.0]
+    assert b.facts.series[5:7] == [4.0, 4.0]
     b = build(path, target="a", features=["a", "b"], window=3, missing="drop", scale="none", date_column="t")
-    assert len(b.meta["series"]) == 17 and "5" not in b.meta["dates"] and "9" not in b.meta["dates"]
+    assert len(b.facts.series) == 17 and "5" not in b.facts.dates and "9" not in b.facts.dates
     lead = write_csv(tmp_path / "lead.csv", ["a", "b"], [["", 1], ["", 1]] + [[i, 1] for i in range(10)])
-    assert build(lead, target="a", window=2, missing="ffill", scale="none").meta["series"][:3] == [0.0, 0.0, 0.0]
+    assert build(lead, target="a", window=2, missing="ffill", scale="none").facts.series[:3] == [0.0, 0.0, 0.0]
 
 
 @pytest.mark.parametrize(

@@ -1,4 +1,12 @@
-"""The dataset contract: every builder returns a DataBundle."""
+"""The dataset contract: every builder returns a DataBundle.
+
+    @register_dataset("name", Params)
+    def build(params: Params, *, seed: int, val_fraction: float = 0.0, state: dict | None = None) -> DataBundle
+
+`state` is a reopened run's data_state.json (fitted transforms to reuse); a builder that fits
+nothing ignores it. What a dataset knows beyond its tensors (time axes, class names, dates) travels
+as typed `facts` (lstmctl/data/facts.py): the figures and extra metrics follow from their type.
+"""
 
 from __future__ import annotations
 
@@ -47,6 +55,19 @@ class Split:
         return Split(self.x.to(device), self.y.to(device))
 
 
+@dataclass(frozen=True, eq=False)
+class Facts:
+    """Typed facts about a dataset beyond its tensors; the task-specific kinds live in data/facts.py.
+
+    This base kind (random_sequences) has no figure and adds no metrics. It lives here, not in
+    facts.py, so that DataBundle can default to it without base.py importing other data modules.
+    """
+
+    def extra_metrics(self, split: str, pred: torch.Tensor, target: torch.Tensor) -> dict[str, Any]:
+        """Metrics beyond the task's standard ones; pred/target in the target's own units."""
+        return {}
+
+
 @dataclass
 class DataBundle:
     task: Task
@@ -55,15 +76,24 @@ class DataBundle:
     input_size: int
     output_size: int  # regression: values per prediction; classification: number of classes
     val: Split | None = None
-    meta: dict[str, Any] = field(default_factory=dict)  # plot data, labels, dates
+    facts: Facts = field(default_factory=Facts)  # typed: which figures and extra metrics apply
     # Plain numbers (JSON-able) that describe fitted transforms (e.g. a scaler); saved in the run.
     state: dict[str, Any] = field(default_factory=dict)
+    # regression: a column name per output value, for `lstmctl predict` (None: prediction_0, 1, ...)
+    target_names: list[str] | None = None
 
     def split(self, name: str) -> Split:
         s = {"train": self.train, "val": self.val, "test": self.test}.get(name)
         if s is None:
             raise UserError(f"this dataset has no {name!r} split; use --split train or --split test")
         return s
+
+    def scale_inputs(self, x: torch.Tensor) -> torch.Tensor:
+        """Scale raw inputs as the dataset scaled its training inputs (identity unless it fitted a scaler)."""
+        scale = self.state.get("input_scale")
+        if not scale:
+            return x
+        return (x - torch.as_tensor(scale["offset"], dtype=x.dtype)) / torch.as_tensor(scale["scale"], dtype=x.dtype)
 
     def inverse_target(self, y: torch.Tensor) -> torch.Tensor:
         """Map model outputs/targets back to the target's own units (identity unless scaled)."""

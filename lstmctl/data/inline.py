@@ -12,10 +12,11 @@ from typing import Literal, Union
 import torch
 from pydantic import Field
 
-from lstmctl.config import Strict
 from lstmctl.data.base import DataBundle, Split, Task, carve_val
+from lstmctl.data.facts import InlineFacts
 from lstmctl.errors import UserError
 from lstmctl.registry import register_dataset
+from lstmctl.schema import Strict
 
 Step = Union[float, list[float]]
 Target = Union[float, list[float]]
@@ -78,7 +79,7 @@ def _targets(targets: list[Target], task: Task, n: int, steps: int, where: str) 
 
 
 @register_dataset("inline", InlineParams)
-def build_inline(p: InlineParams, seed: int, val_fraction: float = 0.0, state: dict | None = None) -> DataBundle:
+def build_inline(p: InlineParams, *, seed: int, val_fraction: float = 0.0, state: dict | None = None) -> DataBundle:
     """Sequences and targets written in the config; the test split is the training data unless test_sequences is given."""
     task = Task(p.task)
     x = _inputs(p.sequences, "sequences")
@@ -110,9 +111,5 @@ def build_inline(p: InlineParams, seed: int, val_fraction: float = 0.0, state: d
         test=test,
         input_size=int(x.shape[2]),
         output_size=out,
-        meta={
-            "kind": "inline",
-            "names": p.names or [f"#{i}" for i in range(len(x))],
-            "test_is_train": test_is_train,
-        },
+        facts=InlineFacts(names=p.names or [f"#{i}" for i in range(len(x))], test_is_train=test_is_train),
     )

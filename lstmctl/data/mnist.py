@@ -21,11 +21,12 @@ import numpy as np
 import torch
 from pydantic import Field
 
-from lstmctl.config import Strict
 from lstmctl.data.base import DataBundle, Split, Task, carve_val
+from lstmctl.data.facts import ImageFacts
 from lstmctl.data.idx import read_idx
 from lstmctl.errors import UserError
 from lstmctl.registry import register_dataset
+from lstmctl.schema import Strict
 
 FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
 
@@ -162,6 +163,8 @@ def _md5(path: Path) -> str:
 
 def fetch_all(src: Source, dest: Path, mirrors: list[str] | None = None) -> None:
     """Download the missing .gz files into `dest`, md5-checked, with a progress bar on stderr."""
+    # imported here, not at the top: only a download draws a progress bar, and every command imports
+    # this module (to register the dataset), so the CLI's start-up does not pay for rich.progress
     from rich.console import Console
     from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TransferSpeedColumn
 
@@ -268,26 +271,24 @@ def _build(name: str, p: MnistParams, val_fraction: float, state: dict | None) -
         test=test,
         input_size=28,
         output_size=10,
-        meta={
-            "kind": "images",
-            "class_names": list(src.classes),
-            "image_shape": [28, 28],
-            # pixel (0..255) = x * pixel_scale + pixel_offset: to show the images as they were
-            "pixel_scale": std,
-            "pixel_offset": mean,
-            "files": {k: str(v) for k, v in files.items()},
-        },
+        facts=ImageFacts(
+            class_names=list(src.classes),
+            image_shape=[28, 28],
+            pixel_scale=std,  # pixel (0..255) = x * pixel_scale + pixel_offset
+            pixel_offset=mean,
+            files={k: str(v) for k, v in files.items()},
+        ),
         state={"normalize": p.normalize, "pixel_mean": mean, "pixel_std": std},
     )
 
 
 @register_dataset("mnist", MnistParams)
-def build_mnist(p: MnistParams, seed: int, val_fraction: float = 0.0, state: dict | None = None) -> DataBundle:
+def build_mnist(p: MnistParams, *, seed: int, val_fraction: float = 0.0, state: dict | None = None) -> DataBundle:
     """Handwritten digits, 28 rows of 28 pixels per image, 10 classes (60,000 train / 10,000 test)."""
     return _build("mnist", p, val_fraction, state)
 
 
 @register_dataset("fashion_mnist", MnistParams)
-def build_fashion_mnist(p: MnistParams, seed: int, val_fraction: float = 0.0, state: dict | None = None) -> DataBundle:
+def build_fashion_mnist(p: MnistParams, *, seed: int, val_fraction: float = 0.0, state: dict | None = None) -> DataBundle:
     """Zalando's clothing images, 28 rows of 28 pixels per image, 10 classes (60,000 train / 10,000 test)."""
     return _build("fashion_mnist", p, val_fraction, state)

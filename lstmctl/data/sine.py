@@ -7,10 +7,11 @@ import math
 import torch
 from pydantic import Field, model_validator
 
-from lstmctl.config import Strict
 from lstmctl.data.base import DataBundle, Split, Task, carve_val, chunk
+from lstmctl.data.facts import CurveFacts
 from lstmctl.errors import UserError
 from lstmctl.registry import register_dataset
+from lstmctl.schema import Strict
 
 
 class SineCosineParams(Strict):
@@ -33,8 +34,11 @@ class SineCosineParams(Strict):
 
 
 @register_dataset("sine_cosine", SineCosineParams)
-def build_sine_cosine(p: SineCosineParams, seed: int, val_fraction: float = 0.0) -> DataBundle:
+def build_sine_cosine(
+    p: SineCosineParams, *, seed: int, val_fraction: float = 0.0, state: dict | None = None
+) -> DataBundle:
     """Input sin(f·t+φ), target cos(f·t+φ): the model must infer the phase from the values it has seen."""
+    # `state` is unused: nothing is fitted, the curve is the same every time
     t = torch.linspace(p.t_start, p.t_end, p.points, dtype=torch.float64)
     angle = p.frequency * t + p.phase
     x = torch.sin(angle)
@@ -65,10 +69,9 @@ def build_sine_cosine(p: SineCosineParams, seed: int, val_fraction: float = 0.0)
         test=test,
         input_size=1,
         output_size=1,
-        meta={
-            "kind": "curve",
-            "t": {"train": t_train, "val": t_val, "test": t_test},
-            "input_label": "sin(t)" if p.phase == 0 and p.frequency == 1 else "sin(f·t+φ)",
-            "target_label": "cos(t)" if p.phase == 0 and p.frequency == 1 else "cos(f·t+φ)",
-        },
+        facts=CurveFacts(
+            t={"train": t_train, "val": t_val, "test": t_test},
+            input_label="sin(t)" if p.phase == 0 and p.frequency == 1 else "sin(f·t+φ)",
+            target_label="cos(t)" if p.phase == 0 and p.frequency == 1 else "cos(f·t+φ)",
+        ),
     )

@@ -1,7 +1,8 @@
 """Synthetic sequences: random_sequences (plumbing), adding and copy (tasks only a memory solves).
 
 All are generated from the run's seed with their own torch.Generator, one per split (train, val,
-test draw from different streams), so a dataset never depends on global RNG state.
+test draw from different streams), so a dataset never depends on global RNG state. Nothing is
+fitted, so the builders ignore `state`.
 """
 
 from __future__ import annotations
@@ -11,10 +12,11 @@ from typing import Literal
 import torch
 from pydantic import Field, model_validator
 
-from lstmctl.config import Strict
-from lstmctl.data.base import IGNORE_INDEX, DataBundle, Split, Task
+from lstmctl.data.base import IGNORE_INDEX, DataBundle, Facts, Split, Task
+from lstmctl.data.facts import AddingFacts, CopyFacts
 from lstmctl.errors import UserError
 from lstmctl.registry import register_dataset
+from lstmctl.schema import Strict
 
 SPLITS = ("train", "val", "test")
 
@@ -46,7 +48,7 @@ class RandomParams(Strict):
 
 
 @register_dataset("random_sequences", RandomParams)
-def build_random(p: RandomParams, seed: int, val_fraction: float = 0.0, state: dict | None = None) -> DataBundle:
+def build_random(p: RandomParams, *, seed: int, val_fraction: float = 0.0, state: dict | None = None) -> DataBundle:
     """Standard-normal inputs (N, steps, features) with unrelated random targets: a shape and plumbing check."""
     task = Task(p.task)
     if task.classification and p.outputs < 2:
@@ -74,7 +76,7 @@ def build_random(p: RandomParams, seed: int, val_fraction: float = 0.0, state: d
         test=splits["test"],
         input_size=p.features,
         output_size=p.outputs,
-        meta={"kind": "random", "steps": p.steps},
+        facts=Facts(),  # a plumbing check: nothing worth a figure
     )
 
 
@@ -109,7 +111,7 @@ def adding_problem(n: int, length: int, g: torch.Generator, first_half: bool = T
 
 
 @register_dataset("adding", AddingParams)
-def build_adding(p: AddingParams, seed: int, val_fraction: float = 0.0, state: dict | None = None) -> DataBundle:
+def build_adding(p: AddingParams, *, seed: int, val_fraction: float = 0.0, state: dict | None = None) -> DataBundle:
     """Hochreiter & Schmidhuber's adding problem: output the sum of the two marked values of a long sequence."""
     splits = {
         name: adding_problem(n, p.length, _gen(seed, name, 2), p.first_half) if n else None
@@ -122,13 +124,7 @@ def build_adding(p: AddingParams, seed: int, val_fraction: float = 0.0, state: d
         test=splits["test"],
         input_size=2,
         output_size=1,
-        meta={
-            "kind": "memory",
-            "problem": "adding",
-            "length": p.length,
-            "channels": ["value", "marker"],
-            "baseline": {"predictor": "always 1.0", "mse": 1 / 6},  # Var(u1 + u2) for two U(0,1)
-        },
+        facts=AddingFacts(length=p.length, marker_channel=1),  # channels: value, marker
     )
 
 
@@ -173,7 +169,7 @@ def copy_problem(n: int, p: CopyParams, g: torch.Generator) -> Split:
 
 
 @register_dataset("copy", CopyParams)
-def build_copy(p: CopyParams, seed: int, val_fraction: float = 0.0, state: dict | None = None) -> DataBundle:
+def build_copy(p: CopyParams, *, seed: int, val_fraction: float = 0.0, state: dict | None = None) -> DataBundle:
     """The copy (memory) task: remember a symbol sequence across a blank gap and replay it after a marker."""
     splits = {
         name: copy_problem(n, p, _gen(seed, name, 3)) if n else None
@@ -188,13 +184,11 @@ def build_copy(p: CopyParams, seed: int, val_fraction: float = 0.0, state: dict 
         input_size=p.symbols + 2,
         # classes: the symbols, plus the blank class (used as a target only with score_all_steps)
         output_size=p.symbols + 1,
-        meta={
-            "kind": "memory",
-            "problem": "copy",
-            "length": T,
-            "class_names": [str(i) for i in range(p.symbols)] + ["blank"],
-            "input_names": [str(i) for i in range(p.symbols)] + ["blank", "recall"],
-            "recall_start": p.copy_length + p.delay + 1,  # first scored step
-            "baseline": {"predictor": "uniform guess", "accuracy": 1 / p.symbols},
-        },
+        facts=CopyFacts(
+            length=T,
+            class_names=[str(i) for i in range(p.symbols)] + ["blank"],
+            input_names=[str(i) for i in range(p.symbols)] + ["blank", "recall"],
+            recall_start=p.copy_length + p.delay + 1,
+            chance_accuracy=1 / p.symbols,
+        ),
     )

@@ -21,10 +21,11 @@ import numpy as np
 import torch
 from pydantic import Field
 
-from lstmctl.config import Strict
 from lstmctl.data.base import DataBundle, Split, Task
+from lstmctl.data.facts import SeriesFacts
 from lstmctl.errors import UserError
 from lstmctl.registry import register_dataset
+from lstmctl.schema import Strict
 
 MISSING_TOKENS = {"", "na", "n/a", "nan", "null", "none", "-", "?"}
 
@@ -191,8 +192,49 @@ def _sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-@register_dataset("tabular", TabularParams)
-def build_tabular(p: TabularParams, seed: int, val_fraction: float = 0.0, state: dict | None = None) -> DataBundle:
+# ---------------------------------------------------------------- new inputs for `lstmctl predict`
+# (defined before the builder: its registration below hands this function to the registry entry)
+
+
+def prediction_inputs(p: TabularParams, state: dict, path: Path) -> tuple[torch.Tensor, list[str]]:
+    """Windows over a new CSV, built and scaled exactly as in training (the run's saved scaler).
+
+    Every window of `window` rows gives one forecast, including the last window, whose target lies
+    `horizon` rows past the end of the file. Labels name the target row: its date (or row number),
+    or `<last date>+h` beyond the end.
+    """
+    header, body = read_table(path, p.delimiter)
+    columns = state.get("columns") or []
+    features = p.features or [c for c in columns if c != p.date_column]
+    f_cols = [_column(path, header, name, "features") for name in features]
+    values = numeric_columns(path, header, body, f_cols, "feature")
+    values, kept = handle_missing(values, features, p.missing, path)
+    if len(values) < p.window:
+        raise UserError(f"{path.name}: {len(values)} usable rows but one window needs data.window = {p.window}")
+    offset = np.asarray([state["offset"][columns.index(c)] for c in features], dtype=np.float64)
+    scale = np.asarray([state["scale"][columns.index(c)] for c in features], dtype=np.float64)
+    scaled = (values - offset) / scale
+    starts = np.arange(0, len(scaled) - p.window + 1, p.stride)
+    x = scaled[starts[:, None] + np.arange(p.window)[None, :]]
+    d_col = header.index(p.date_column) if p.date_column and p.date_column in header else None
+    labels = []
+    for s in starts:
+        last = int(kept[s + p.window - 1])
+        target = s + p.window - 1 + p.horizon
+        if target < len(kept):
+            row = int(kept[target])
+            labels.append(body[row][d_col].strip() if d_col is not None else str(row))
+        else:
+            base = body[last][d_col].strip() if d_col is not None else str(last)
+            labels.append(f"{base}+{target - (len(kept) - 1)}")
+    return torch.from_numpy(x.astype(np.float32)), labels
+
+
+# ---------------------------------------------------------------- the dataset
+
+
+@register_dataset("tabular", TabularParams, prediction_inputs=prediction_inputs)
+def build_tabular(p: TabularParams, *, seed: int, val_fraction: float = 0.0, state: dict | None = None) -> DataBundle:
     """Sliding windows over a CSV time series: `window` rows of features -> the target `horizon` rows later."""
     path = Path(p.path).expanduser()
     header, body = read_table(path, p.delimiter)
@@ -259,7 +301,7 @@ def build_tabular(p: TabularParams, seed: int, val_fraction: float = 0.0, state:
 
     dates_all = [body[int(k)][d_col].strip() for k in kept] if d_col is not None else None
     bounds = {"train": (0, n_tr), "val": (n_tr, n_fit), "test": (n_fit, n)}
-    splits, meta_rows, meta_dates, meta_naive = {}, {}, {}, {}
+    splits, split_rows, split_dates, split_naive = {}, {}, {}, {}
     for name, (lo, hi) in bounds.items():
         sel = (t_rows >= lo) & (t_rows < hi)
         if not sel.any():
@@ -273,10 +315,10 @@ def build_tabular(p: TabularParams, seed: int, val_fraction: float = 0.0, state:
         splits[name] = Split(
             torch.from_numpy(X[sel].astype(np.float32)), torch.from_numpy(y[sel].astype(np.float32)).unsqueeze(1)
         )
-        meta_rows[name] = t_rows[sel].tolist()
-        meta_naive[name] = torch.from_numpy(naive[sel].astype(np.float32)).unsqueeze(1)
+        split_rows[name] = t_rows[sel].tolist()
+        split_naive[name] = torch.from_numpy(naive[sel].astype(np.float32)).unsqueeze(1)
         if dates_all is not None:
-            meta_dates[name] = [dates_all[r] for r in t_rows[sel]]
+            split_dates[name] = [dates_all[r] for r in t_rows[sel]]
     if val_fraction > 0 and splits["val"] is None:
         raise UserError(
             f"train.val_fraction={val_fraction} gives {n_val} validation rows, which hold no window target with "
@@ -302,53 +344,20 @@ def build_tabular(p: TabularParams, seed: int, val_fraction: float = 0.0, state:
         test=splits["test"],
         input_size=len(f_idx),
         output_size=1,
-        meta={
-            "kind": "series",
-            "target": p.target,
-            "features": [names[i] for i in f_idx],
-            "window": p.window,
-            "horizon": p.horizon,
-            "series": y_orig.tolist(),  # the whole target column in its own units, row by row
-            "dates": dates_all,  # per row (None without date_column)
-            "rows": meta_rows,  # per split: the row index of each window's target
-            "split_dates": meta_dates,  # per split: the date of each window's target (with date_column)
-            "split_rows": {"val_start": n_tr, "test_start": n_fit},  # first row of val and of test
-            "naive": meta_naive,  # per split: last-value forecast (N, 1), original units
-            "mase_scale": mase_scale,
-        },
+        facts=SeriesFacts(
+            target=p.target,
+            features=[names[i] for i in f_idx],
+            window=p.window,
+            horizon=p.horizon,
+            series=y_orig.tolist(),
+            dates=dates_all,
+            date_column=p.date_column,
+            rows=split_rows,
+            split_dates=split_dates,
+            val_start=n_tr,
+            test_start=n_fit,
+            naive=split_naive,
+            mase_scale=mase_scale,
+        ),
         state=state_out,
     )
-
-
-def prediction_inputs(p: TabularParams, state: dict, path: Path) -> tuple[torch.Tensor, list[str]]:
-    """Windows over a new CSV, built and scaled exactly as in training (the run's saved scaler).
-
-    Every window of `window` rows gives one forecast, including the last window, whose target lies
-    `horizon` rows past the end of the file. Labels name the target row: its date (or row number),
-    or `<last date>+h` beyond the end.
-    """
-    header, body = read_table(path, p.delimiter)
-    columns = state.get("columns") or []
-    features = p.features or [c for c in columns if c != p.date_column]
-    f_cols = [_column(path, header, name, "features") for name in features]
-    values = numeric_columns(path, header, body, f_cols, "feature")
-    values, kept = handle_missing(values, features, p.missing, path)
-    if len(values) < p.window:
-        raise UserError(f"{path.name}: {len(values)} usable rows but one window needs data.window = {p.window}")
-    offset = np.asarray([state["offset"][columns.index(c)] for c in features], dtype=np.float64)
-    scale = np.asarray([state["scale"][columns.index(c)] for c in features], dtype=np.float64)
-    scaled = (values - offset) / scale
-    starts = np.arange(0, len(scaled) - p.window + 1, p.stride)
-    x = scaled[starts[:, None] + np.arange(p.window)[None, :]]
-    d_col = header.index(p.date_column) if p.date_column and p.date_column in header else None
-    labels = []
-    for s in starts:
-        last = int(kept[s + p.window - 1])
-        target = s + p.window - 1 + p.horizon
-        if target < len(kept):
-            row = int(kept[target])
-            labels.append(body[row][d_col].strip() if d_col is not None else str(row))
-        else:
-            base = body[last][d_col].strip() if d_col is not None else str(last)
-            labels.append(f"{base}+{target - (len(kept) - 1)}")
-    return torch.from_numpy(x.astype(np.float32)), labels

@@ -1,0 +1,114 @@
+"""Typed facts a dataset family states about itself, one dataclass per family.
+
+A builder returns one of these as `DataBundle.facts`. Its TYPE decides which per-task figure
+`lstmctl plot` draws (lstmctl/plots/tasks.py maps type -> figure), so a dataset that returns
+SeriesFacts is guaranteed every field the series figure reads, and a new family that returns the
+base `Facts` simply gets no per-task figure instead of a broken one. `extra_metrics` adds what the
+task's standard metrics do not cover (MASE and the naive forecast; inline's per-sequence values).
+
+Split-keyed fields (`t`, `rows`, `naive`, ...) use the split names "train", "val", "test".
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+
+from lstmctl import metrics
+from lstmctl.data.base import Facts
+
+__all__ = ["Facts", "CurveFacts", "ImageFacts", "AddingFacts", "CopyFacts", "SeriesFacts", "InlineFacts"]
+
+
+@dataclass(frozen=True, eq=False)
+class CurveFacts(Facts):
+    """sine_cosine: one continuous curve cut into splits, drawn over its time axis."""
+
+    t: dict[str, torch.Tensor | None]  # per split: the time of every step, shaped like the split's x[..., 0]
+    input_label: str  # e.g. "sin(t)"
+    target_label: str  # e.g. "cos(t)"
+
+
+@dataclass(frozen=True, eq=False)
+class ImageFacts(Facts):
+    """mnist / fashion_mnist: images read row by row."""
+
+    class_names: list[str]
+    image_shape: list[int]  # [rows, columns]
+    # pixel (0..255) = x * pixel_scale + pixel_offset: to show the images as they were
+    pixel_scale: float = 1.0
+    pixel_offset: float = 0.0
+    files: dict[str, str] = field(default_factory=dict)  # where each IDX file was found
+
+
+@dataclass(frozen=True, eq=False)
+class AddingFacts(Facts):
+    """The adding problem: sum the two values whose marker is 1."""
+
+    length: int  # time steps per sequence
+    marker_channel: int = 1  # input channel holding the 0/1 markers (channel 0: the values)
+    baseline_predictor: str = "always 1.0"
+    baseline_mse: float = 1 / 6  # Var(u1 + u2) for two U(0,1): what the constant 1.0 scores
+
+
+@dataclass(frozen=True, eq=False)
+class CopyFacts(Facts):
+    """The copy task: replay a symbol sequence after a delay and a recall marker."""
+
+    length: int  # time steps per sequence
+    class_names: list[str]  # output classes: the symbols, then "blank"
+    input_names: list[str]  # input channels: the symbols, "blank", "recall"
+    recall_start: int  # first scored step
+    chance_accuracy: float  # a uniform guess among the symbols
+
+
+@dataclass(frozen=True, eq=False)
+class SeriesFacts(Facts):
+    """tabular: windows over one series; each window's target is a row of the CSV."""
+
+    target: str  # the target column
+    features: list[str]  # the input columns, in input order
+    window: int
+    horizon: int
+    series: list[float]  # the whole target column in its own units, row by row
+    dates: list[str] | None  # per row (None without date_column)
+    date_column: str | None
+    rows: dict[str, list[int]]  # per split present: the row index of each window's target
+    split_dates: dict[str, list[str]]  # per split present (with date_column): the date of each window's target
+    val_start: int  # first row of the validation part (== test_start without one)
+    test_start: int  # first row of the test part
+    naive: dict[str, torch.Tensor]  # per split present: the last-value forecast (N, 1), original units
+    mase_scale: float | None  # MAE of the naive forecast over the training rows (None: too few rows)
+
+    def extra_metrics(self, split: str, pred: torch.Tensor, target: torch.Tensor) -> dict[str, Any]:
+        """MASE, and the naive last-value forecast's metrics as naive_* beside the model's."""
+        naive = self.naive.get(split)
+        if naive is None:
+            return {}
+        both = metrics.forecast(pred, target, naive, self.mase_scale)
+        return {k: v for k, v in both.items() if k == "mase" or k == "mae_vs_naive" or k.startswith("naive_")}
+
+
+@dataclass(frozen=True, eq=False)
+class InlineFacts(Facts):
+    """inline: a handful of sequences written in the config."""
+
+    names: list[str]  # a label per training sequence
+    test_is_train: bool  # no test_sequences given: the test split is the training data
+
+    def extra_metrics(self, split: str, pred: torch.Tensor, target: torch.Tensor) -> dict[str, Any]:
+        """With a few one-value regression targets, every prediction beside its target.
+
+        (Class logits are (N, classes >= 2), so a classification split never matches.)
+        """
+        if not (pred.dim() == 2 and pred.shape[-1] == 1 and len(pred) <= 10):
+            return {}
+        # the labels name the training sequences; they fit the test split only when it is that data
+        names = self.names if self.test_is_train and split != "val" else None
+        out: dict[str, Any] = {"max_abs_error": float((pred - target).abs().max())}
+        for i, (p, t) in enumerate(zip(pred[:, 0].tolist(), target[:, 0].tolist())):
+            label = names[i] if names and i < len(names) else f"#{i}"
+            out[f"prediction {label} (target {t:g})"] = p
+        return out
