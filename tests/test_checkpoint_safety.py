@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from lstmctl.train import checkpoint as ckpt
+from lstmctl import checkpoint as ckpt
 from tests.conftest import REPO, run_lstmctl
 from tests.robust_util import load_ckpt, only_run, run_info, write_cfg
 

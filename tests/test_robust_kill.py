@@ -13,7 +13,7 @@ import sys
 import time
 
 from lstmctl.runs import RunDir
-from lstmctl.train import checkpoint as ckpt
+from lstmctl import checkpoint as ckpt
 from tests.robust_util import (
     EXACT,
     assert_same_run,
@@ -86,7 +86,7 @@ def test_kill_9_repeatedly_then_resume_matches_an_unkilled_run(cli, tmp_path, ru
 KILL_DURING_WRITE = """
 import os, signal, sys, torch
 from pathlib import Path
-from lstmctl.train import checkpoint as ckpt
+from lstmctl import checkpoint as ckpt
 real_save = torch.save
 def half_then_die(obj, f, *a, **k):
     real_save(obj, f, *a, **k)

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import signal
 
-from lstmctl.train import checkpoint as ckpt
+from lstmctl import checkpoint as ckpt
 from tests.robust_util import (
     EXACT,
     assert_same_run,

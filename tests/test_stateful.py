@@ -5,7 +5,7 @@ import json
 import torch
 
 from lstmctl.api import load_run
-from lstmctl.train.loop import stateful_order
+from lstmctl.train.setup import stateful_order
 
 
 def test_stateful_order_makes_streams():

@@ -18,7 +18,13 @@ import signal
 import sys
 from pathlib import Path
 
+import torch
+import torch.distributed as td
+from torch.nn.parallel import DistributedDataParallel as DDP
+
+from lstmctl import config as config_mod
 from lstmctl.errors import ConfigError, UserError
+from lstmctl.runs import RunDir, create_run
 
 ENV_KEYS = ("RANK", "WORLD_SIZE", "LOCAL_RANK")
 DUMP_ENV = "LSTMCTL_TEST_DUMP_DIR"  # tests: each rank saves its final weights here as rank<N>.pt
@@ -57,8 +63,6 @@ def launch(
         raise UserError("--nproc is for launching; this process already runs under torchrun (drop --nproc)")
     if nproc < 1:
         raise UserError(f"--nproc must be at least 1, got {nproc}")
-    from lstmctl import config as config_mod
-
     check_supported(config_mod.load(config, sets))  # config errors show here, once, before N processes start
     args = ["--standalone", "--nproc_per_node", str(nproc), "--module", "lstmctl"]
     args += (["--debug"] if debug else []) + ["train", str(config)]
@@ -100,9 +104,6 @@ class Dist:
     """This process's place in the process group, and the few collectives the Trainer needs."""
 
     def __init__(self, cfg):
-        import torch
-        import torch.distributed as td
-
         self.rank = int(os.environ["RANK"])
         self.world_size = int(os.environ["WORLD_SIZE"])
         self.local_rank = int(os.environ["LOCAL_RANK"])
@@ -123,44 +124,35 @@ class Dist:
             self.backend = "gloo"
         kw = {"device_id": self.device} if self.backend == "nccl" else {}
         td.init_process_group(backend=self.backend, **kw)
-        self._td = td
         if self.rank != 0:  # one copy of the human-facing output: rank 0's
             sys.stdout = open(os.devnull, "w")
 
     # -------------------------------------------------------------- the Trainer's interface
     def wrap(self, model):
-        from torch.nn.parallel import DistributedDataParallel as DDP
-
         ids = [self.device.index] if self.device.type == "cuda" else None
         return DDP(model, device_ids=ids)  # rank 0's initial weights go to every rank
 
     def mean(self, value: float) -> float:
         """The mean of a float over the ranks (every rank gets the same number)."""
-        import torch
-
         t = torch.tensor([value], dtype=torch.float64, device=self.device)
-        self._td.all_reduce(t)
+        td.all_reduce(t)
         return float(t.item()) / self.world_size
 
     def agree(self, flag: bool) -> bool:
         """True on every rank if it is true on any: stop decisions must be taken together or ranks deadlock."""
-        import torch
-
         t = torch.tensor([1 if flag else 0], dtype=torch.int64, device=self.device)
-        self._td.all_reduce(t, op=self._td.ReduceOp.MAX)
+        td.all_reduce(t, op=td.ReduceOp.MAX)
         return bool(t.item())
 
     def create_run(self, name: str, runs_dir=None):
         """Rank 0 creates the run directory; every rank gets its id (an error on rank 0 stops them all)."""
-        from lstmctl.runs import RunDir, create_run
-
         box: list = [None]
         if self.rank == 0:
             try:
                 box[0] = ("ok", str(create_run(name, runs_dir).path))
             except UserError as e:
                 box[0] = ("error", str(e))
-        self._td.broadcast_object_list(box, src=0, device=self.device if self.backend == "nccl" else None)
+        td.broadcast_object_list(box, src=0, device=self.device if self.backend == "nccl" else None)
         kind, text = box[0]
         if kind == "error":
             raise UserError(text)
@@ -170,11 +162,9 @@ class Dist:
         """At the end of a run: for tests, dump this rank's final weights (LSTMCTL_TEST_DUMP_DIR)."""
         out = os.environ.get(DUMP_ENV)
         if out:
-            import torch
-
             Path(out).mkdir(parents=True, exist_ok=True)
             torch.save({k: v.detach().cpu() for k, v in model.state_dict().items()}, Path(out) / f"rank{self.rank}.pt")
 
     def close(self) -> None:
-        if self._td.is_initialized():
-            self._td.destroy_process_group()
+        if td.is_initialized():
+            td.destroy_process_group()

@@ -5,11 +5,12 @@ from __future__ import annotations
 import sys
 import time
 
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
 
 class ProgressReporter:
     def __init__(self, total_epochs: int, start_epoch: int, log_every_s: float, enabled: bool = True):
-        from rich.console import Console
-
         self.console = Console(stderr=True)
         self.total = total_epochs
         self.enabled = enabled
@@ -20,8 +21,6 @@ class ProgressReporter:
         self._start_epoch = start_epoch
         self._bar = None
         if self.tty:
-            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
             self._bar = Progress(
                 TextColumn("epoch"),
                 MofNCompleteColumn(),

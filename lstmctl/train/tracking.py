@@ -20,17 +20,24 @@ def require_tensorboard():
 
 
 class TensorBoardLogger:
-    """Scalars per epoch (train/val loss, learning rate, epoch seconds) into <run>/tensorboard/."""
+    """Scalars per epoch (train/val loss, learning rate, epoch seconds) into <run>/tensorboard/.
 
-    def __init__(self, run_path: Path):
-        self.writer = require_tensorboard()(log_dir=str(run_path / "tensorboard"))
+    Disabled (logging.tensorboard: false, or a DDP rank other than 0), it does nothing and needs nothing.
+    """
+
+    def __init__(self, run_path: Path, enabled: bool = True):
+        self.writer = require_tensorboard()(log_dir=str(run_path / "tensorboard")) if enabled else None
 
     def log(self, row: dict) -> None:
+        if self.writer is None:
+            return
         epoch = row["epoch"]
         for key in ("train_loss", "val_loss", "lr", "seconds"):
             if row.get(key) is not None:
                 self.writer.add_scalar(key.replace("_", "/", 1) if key.endswith("loss") else key, row[key], epoch)
 
     def close(self) -> None:
-        self.writer.flush()
-        self.writer.close()
+        if self.writer is not None:
+            self.writer.flush()
+            self.writer.close()
+            self.writer = None

@@ -1,0 +1,107 @@
+"""Small pieces the loop calls once per fold of step losses or once per epoch: the finite-loss guards,
+the best-model tracker (best.pt's weights) and early stopping. Each stateful one has
+state_dict()/load_state_dict() so the checkpoint (train/state.py) carries it. TensorBoard: tracking.py.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import torch
+
+from lstmctl.errors import RunFailed
+from lstmctl.schema import EarlyStopping
+
+
+def check_train_losses(values: list[float], epoch: int, start: int) -> None:
+    """Stop on the first non-finite step loss (steps start+1, start+2, ... of `epoch`)."""
+    for j, v in enumerate(values):  # plain floats: cheaper than tensor ops for a handful of values
+        if not math.isfinite(v):
+            first = epoch == 1 and start + j == 0  # before any update: the data, not the lr
+            raise RunFailed(
+                f"the training loss became {v} at epoch {epoch}, step {start + j + 1}; "
+                + ("check the data for NaN or infinite values (or lower train.lr)" if first
+                   else "lower train.lr or set train.grad_clip")
+            )
+
+
+def check_val_loss(value: float, epoch: int) -> None:
+    if not math.isfinite(value):
+        raise RunFailed(
+            f"the validation loss became {value} at epoch {epoch} (the weights are no longer finite); "
+            "lower train.lr or set train.grad_clip"
+        )
+
+
+def finite(v: float | None) -> float | None:
+    """For run.json and summaries: inf/NaN (no best yet) become null."""
+    return v if v is not None and math.isfinite(v) else None
+
+
+class BestModel:
+    """The epoch with the lowest finite `monitor` so far, and a copy of its weights (written as best.pt)."""
+
+    def __init__(self, model: torch.nn.Module, monitor: str):
+        self.model, self.monitor = model, monitor
+        self.value = math.inf
+        self.epoch = 0
+        self.weights: dict[str, torch.Tensor] | None = None
+        self.dirty = False  # weights newer than best.pt
+        self._live: dict[str, torch.Tensor] | None = None
+
+    def update(self, epoch: int, row: dict[str, Any]) -> None:
+        value = row[self.monitor]
+        if value is not None and math.isfinite(value) and value < self.value:
+            self.value, self.epoch = value, epoch
+            self._snapshot()
+            self.dirty = True
+
+    def _snapshot(self) -> None:
+        """Copy the weights into `weights`; after the first time into the same tensors (no state_dict walk)."""
+        live = self._live
+        if live is None or self.weights is None or self.weights.keys() != live.keys():
+            self._live = live = self.model.state_dict(keep_vars=False)  # aliases of the parameters
+            self.weights = {k: v.detach().clone() for k, v in live.items()}
+            return
+        with torch.no_grad():
+            torch._foreach_copy_(list(self.weights.values()), list(live.values()))  # one call, not one per tensor
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"value": self.value, "epoch": self.epoch, "monitor": self.monitor}
+
+    def load_state_dict(self, state: dict[str, Any], weights: dict[str, torch.Tensor] | None = None) -> None:
+        self.value = float(state["value"])
+        self.epoch = int(state["epoch"])
+        if weights is not None:
+            self.weights = weights
+
+    def summary(self) -> dict[str, Any]:
+        return {"epoch": self.epoch, "value": finite(self.value), "monitor": self.monitor}
+
+
+class EarlyStopper:
+    """train.early_stopping: stop after `patience` epochs without a `min_delta` improvement of `monitor`."""
+
+    def __init__(self, cfg: EarlyStopping | None, *, has_val: bool):
+        self.cfg = cfg
+        self.monitor = (cfg.monitor if has_val else "train_loss") if cfg else None  # no val split: the train loss
+        self.best = math.inf
+        self.bad_epochs = 0
+
+    def should_stop(self, row: dict[str, Any]) -> bool:
+        if self.cfg is None:
+            return False
+        v = row[self.monitor]
+        if v < self.best - self.cfg.min_delta:
+            self.best, self.bad_epochs = v, 0
+            return False
+        self.bad_epochs += 1
+        return self.bad_epochs >= self.cfg.patience
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"best": self.best, "bad_epochs": self.bad_epochs}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.best = float(state["best"])
+        self.bad_epochs = int(state["bad_epochs"])

@@ -1,0 +1,157 @@
+"""What the loop is built from: threads, precision, compile, optimizer, schedule and the data order.
+
+Exactness: the data order of epoch e is a permutation drawn from its own generator seeded with
+(seed, e), so it never depends on earlier epochs and a resumed run draws the same batches.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import sys
+import time
+
+import torch
+
+from lstmctl.config import Config
+from lstmctl.errors import ConfigError
+
+
+def auto_threads(n_params: int) -> int:
+    """train.threads: auto. Measured with benchmarks/bench_threads.py (see docs/performance.md):
+
+    - under 20k parameters one thread wins: the hand-offs between threads cost more than they save;
+    - above, never more threads than idle cores: OpenMP threads that share a busy core spin and wait,
+      and a step then runs several times slower than on one thread (on a 2-core box running other jobs,
+      1 thread beat 2 by 3-12x at every size up to 290k parameters).
+    """
+    if n_params < 20_000:
+        return 1
+    try:
+        busy = os.getloadavg()[0]  # runnable processes, averaged over the last minute
+    except (AttributeError, OSError):
+        busy = 0.0
+    idle = max(1, int((os.cpu_count() or 1) - busy + 0.5))
+    return max(1, min(torch.get_num_threads(), idle))
+
+
+def pick_threads(cfg: Config, n_params: int, device: torch.device) -> None:
+    """Set torch's CPU thread count: train.threads, or auto_threads() for the model's size and the idle cores."""
+    if device.type != "cpu":
+        return
+    t = cfg.train.threads
+    if t == "auto":
+        t = auto_threads(n_params)
+    if t != torch.get_num_threads():
+        torch.set_num_threads(t)
+
+
+def setup_precision(precision: str, device: torch.device):
+    """(what runs, autocast dtype or None, GradScaler or None). bf16/fp16 autocast on CUDA only.
+
+    Elsewhere the run trains in fp32 with a warning: CPU autocast is slower than fp32 for LSTMs, and a
+    config written for a GPU box (device: auto) should still run on a laptop.
+    """
+    if precision == "fp32":
+        return "fp32", None, None
+    if device.type != "cuda":
+        print(f"warning: train.precision={precision} needs CUDA; training on {device} in fp32", file=sys.stderr)
+        return "fp32", None, None
+    if precision == "bf16":
+        if not torch.cuda.is_bf16_supported():
+            raise ConfigError(f"train.precision=bf16: {torch.cuda.get_device_name(device)} has no bf16; use fp16 or fp32")
+        return "bf16", torch.bfloat16, None
+    return "fp16", torch.float16, torch.amp.GradScaler("cuda")
+
+
+def compile_model(net: torch.nn.Module, model: torch.nn.Module, quiet: bool = False):
+    """torch.compile the (possibly DDP-wrapped) model; returns (compiled, seconds spent setting it up).
+
+    Tracing happens lazily at the first step, so its cost lands in epoch 1's `seconds`; the set-up
+    (importing the compiler) is returned here and recorded in run.json as compile_s.
+    """
+    t0 = time.perf_counter()
+    compiled = torch.compile(net)
+    if not quiet and any(isinstance(m, torch.nn.RNNBase) for m in model.modules()):
+        print(
+            "note: torch.compile runs nn.LSTM/GRU/RNN layers eagerly (Dynamo does not trace them); "
+            "train.compile pays off with the hand-built cells",
+            file=sys.stderr,
+        )
+    return compiled, time.perf_counter() - t0
+
+
+def make_optimizer(cfg: Config, model: torch.nn.Module) -> torch.optim.Optimizer:
+    t = cfg.train
+    params = list(model.parameters())
+    if t.optimizer in ("adam", "adamw"):
+        # The fused kernel updates every parameter in one pass: ~14% less time per step than the
+        # default per-tensor Adam on a 16-unit LSTM (benchmarks/bench_train.py). CPU and CUDA only.
+        fused = all(p.device.type in ("cpu", "cuda") and p.dtype.is_floating_point for p in params)
+        cls = torch.optim.Adam if t.optimizer == "adam" else torch.optim.AdamW
+        return cls(params, lr=t.lr, weight_decay=t.weight_decay, fused=fused or None)
+    return torch.optim.SGD(params, lr=t.lr, momentum=t.momentum, weight_decay=t.weight_decay)
+
+
+def make_scheduler(cfg: Config, opt, steps_per_epoch: int):
+    """The learning-rate schedule, or None. onecycle steps once per batch, the others once per epoch."""
+    s = cfg.train.scheduler
+    sched = torch.optim.lr_scheduler
+    if s.name == "step":
+        return sched.StepLR(opt, step_size=s.step_size, gamma=s.gamma)
+    if s.name == "cosine":
+        return sched.CosineAnnealingLR(opt, T_max=cfg.train.epochs, eta_min=s.min_lr)
+    if s.name == "plateau":
+        return sched.ReduceLROnPlateau(opt, factor=s.factor, patience=s.patience, min_lr=s.min_lr)
+    if s.name == "onecycle":
+        return sched.OneCycleLR(
+            opt,
+            max_lr=s.max_lr or cfg.train.lr,
+            total_steps=cfg.train.epochs * steps_per_epoch,
+            pct_start=s.pct_start,
+        )
+    return None
+
+
+def epoch_order(seed: int, epoch: int, n: int, shuffle: bool) -> torch.Tensor:
+    if not shuffle:
+        return torch.arange(n)
+    g = torch.Generator().manual_seed((seed * 1_000_003 + epoch) % 2**63)
+    return torch.randperm(n, generator=g)
+
+
+def stateful_order(n: int, batch_size: int) -> torch.Tensor:
+    """Order chunks so that row j of every batch continues row j of the batch before.
+
+    With n consecutive chunks and batches of B, row j reads chunks j·(n/B), j·(n/B)+1, ...: B streams.
+    """
+    if batch_size >= n:
+        return torch.arange(n)
+    return torch.arange(n).view(batch_size, n // batch_size).t().reshape(-1)
+
+
+def check_stateful(cfg: Config, n_train: int) -> None:
+    bs = cfg.train.batch_size
+    if cfg.train.stateful and bs is not None and bs < n_train and n_train % bs:
+        raise ConfigError(
+            f"train.stateful needs the {n_train} training sequences to split into equal streams: "
+            f"set train.batch_size to a divisor of {n_train} (e.g. 1) or null"
+        )
+
+
+def shard_len(n: int, dist) -> int:
+    """Sequences this process trains on per epoch: all of them, or its share under DDP (padded up)."""
+    return n if dist is None else math.ceil(n / dist.world_size)
+
+
+def epoch_batches(cfg: Config, n: int, batch_size: int, epoch: int, device: torch.device, dist=None) -> list[torch.Tensor | None]:
+    """The index tensors of epoch `epoch`'s batches, on `device`; [None] means one step on the whole split."""
+    if dist is None and batch_size >= n:
+        return [None]  # one step on the whole split: its order cannot matter, so no permutation, no copy
+    stateful = cfg.train.stateful
+    order = stateful_order(n, batch_size) if stateful else epoch_order(cfg.seed, epoch, n, cfg.train.shuffle)
+    if dist is not None:  # DistributedSampler semantics: pad by wrapping, then stride
+        per = shard_len(n, dist)
+        padded = torch.cat([order, order[: per * dist.world_size - n]]) if per * dist.world_size > n else order
+        order = padded[dist.rank :: dist.world_size]
+    return list(order.to(device).split(batch_size))
