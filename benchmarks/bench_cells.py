@@ -35,7 +35,7 @@ from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from lstmctl.models import kernel  # noqa: E402
-from lstmctl.models.layers import HandLSTM  # noqa: E402
+from lstmctl.models.layers import HandLSTM, describe_kernel  # noqa: E402
 
 SIZES = [  # (batch, steps, inputs, units)
     (64, 28, 28, 64),  # row-by-row MNIST size: the first target
@@ -187,7 +187,7 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
     os.environ.pop("LSTMCTL_KERNEL", None)
-    path = kernel.describe(HandLSTM(1, 1), torch.device("cpu"))
+    path = describe_kernel(HandLSTM(1, 1), torch.device("cpu"))
     build_s = kernel_build_seconds()
     sizes = SIZES if not args.sizes else [tuple(int(v) for v in s.split("x")) for s in args.sizes.split(",")]
     load_before = os.getloadavg()

@@ -5,7 +5,7 @@
 
 Each case times forward + backward + Adam step on random data (batch, seq_len, hidden). One thread wins
 when the work per step is small (thread hand-offs cost more than they save); more threads win once the
-matrix products are large. lstmctl's auto rule (lstmctl.train.loop.pick_threads) is checked against this.
+matrix products are large. lstmctl's auto rule (lstmctl.train.setup.pick_threads) is checked against this.
 """
 
 from __future__ import annotations

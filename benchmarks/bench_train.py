@@ -90,7 +90,7 @@ def run_plain_subprocess(extra: list[str]) -> dict:
 def bench_inprocess(repeats: int, tmp: Path) -> dict:
     """The loop alone, both in this process on one thread, interleaved: the overhead lstmctl's loop adds.
 
-    lstmctl here is commands.start_training (what `lstmctl train` calls) with progress lines, metrics.csv
+    lstmctl here is commands.train.start_training (what `lstmctl train` calls) with progress lines, metrics.csv
     and checkpoints on; `loop_s` is run.json's started -> ended, `epochs_s` the sum of metrics.csv's
     per-epoch seconds, `fixed_s` the rest (final checkpoint and run.json writes, fsync'd).
     """
@@ -101,7 +101,7 @@ def bench_inprocess(repeats: int, tmp: Path) -> dict:
 
     import plain_sin2cos
     from lstmctl import config
-    from lstmctl.commands import start_training
+    from lstmctl.commands.train import start_training
 
     cfg = config.load(REPO / "configs" / "sin2cos.yaml", ["train.threads=1"])
     saved = torch.get_num_threads()
@@ -214,9 +214,9 @@ def bench_fashion(repeats: int, tmp: Path) -> dict | None:
 
 def _train_size(cfg_path: Path) -> int:
     from lstmctl import config
-    from lstmctl.experiment import build_bundle
+    from lstmctl.session import build_dataset
 
-    return len(build_bundle(config.load(cfg_path)).train)
+    return len(build_dataset(config.load(cfg_path)).train)
 
 
 def bench_cells() -> dict:

@@ -5,20 +5,25 @@
     run.metrics           # list of dicts, one per epoch (metrics.csv)
     run.model             # nn.Module on CPU, eval mode, best checkpoint
     run.predict(x)        # numpy array of outputs (regression in the target's units, class probabilities)
+
+A Run reopens its session (lstmctl.session.open_run) on first use of .model, .data or .predict.
 """
 
 from __future__ import annotations
 
-import importlib
-import sys
 from functools import cached_property
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from lstmctl.config import Config
+from lstmctl.data.base import DataBundle
 from lstmctl.errors import UserError
+from lstmctl.evaluation import predict
+from lstmctl.registry import DATASETS
 from lstmctl.runs import RunDir, find_run
+from lstmctl.session import OpenedRun, open_run
 
 
 class Run:
@@ -35,7 +40,7 @@ class Run:
         return self.dir.path
 
     @cached_property
-    def config(self):
+    def config(self) -> Config:
         return self.dir.load_config()
 
     @property
@@ -47,24 +52,23 @@ class Run:
         return self.dir.read_metrics()
 
     @cached_property
-    def _loaded(self):
-        from lstmctl.inference import open_run
-
+    def opened(self) -> OpenedRun:
+        """The run's session rebuilt on the CPU with the checkpoint's weights."""
         return open_run(self.dir, self.checkpoint)
 
     @property
     def model(self) -> torch.nn.Module:
-        return self._loaded.model
+        return self.opened.model
 
     @property
-    def bundle(self):
-        return self._loaded.bundle
+    def data(self) -> DataBundle:
+        return self.opened.data
+
+    bundle = data  # the name before the session builder; kept for scripts that use it
 
     def predict(self, x) -> np.ndarray:
         """Outputs for sequences shaped (N, T, features) or one sequence (T, features)."""
-        from lstmctl.inference import predict
-
-        b = self.bundle
+        b = self.data
         t = torch.as_tensor(np.asarray(x), dtype=torch.float32)
         if t.dim() == 2:
             t = t.unsqueeze(0)
@@ -74,24 +78,21 @@ class Run:
             )
         if not torch.isfinite(t).all():
             raise UserError("input contains NaN or infinite values")
-        scale = b.state.get("input_scale")
-        if scale:  # the run's fitted input scaling (plain numbers in data_state.json)
-            t = (t - torch.as_tensor(scale["offset"], dtype=t.dtype)) / torch.as_tensor(scale["scale"], dtype=t.dtype)
-        out = predict(self.model, t, self.config.train.stateful)
-        if b.task.classification:
+        t = b.scale_inputs(t)  # raw values, scaled as the run's fitted scaler did in training
+        return self.outputs(predict(self.model, t, self.config.train.stateful))
+
+    def outputs(self, out: torch.Tensor) -> np.ndarray:
+        """Raw model outputs as a user reads them: class probabilities, or values in the target's own units."""
+        if self.data.task.classification:
             return torch.softmax(out, dim=-1).numpy()
-        return b.inverse_target(out).numpy()
+        return self.data.inverse_target(out).numpy()
 
     def prediction_inputs(self, path: Path):
-        """(x, labels) built from a data file the way the dataset built its training inputs, if it can."""
-        from lstmctl.registry import DATASETS
-
-        builder = DATASETS.get(self.config.data["name"]).builder
-        module = sys.modules.get(builder.__module__) or importlib.import_module(builder.__module__)
-        fn = getattr(module, "prediction_inputs", None)
-        if fn is None:
+        """(x, labels) built from a data file the way the dataset built its training inputs; None if it cannot."""
+        entry = DATASETS.get(self.config.data["name"])
+        if entry.prediction_inputs is None:
             return None
-        return fn(self.config.data_params(), self.bundle.state, Path(path))
+        return entry.prediction_inputs(entry.parse(self.config.data), self.data.state, Path(path))
 
 
 def load_run(run: str = "latest", runs_dir: str | None = None, checkpoint: str = "best") -> Run:

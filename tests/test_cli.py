@@ -7,7 +7,7 @@ import torch
 import yaml
 
 from lstmctl import config
-from lstmctl.train import checkpoint as ckpt
+from lstmctl import checkpoint as ckpt
 from tests.conftest import CONFIGS, run_lstmctl
 
 PNG = b"\x89PNG\r\n\x1a\n"

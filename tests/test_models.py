@@ -206,7 +206,7 @@ def test_stacked_dropout_works_with_one_layer(cli):
 
 def _spy_states(monkeypatch):
     """Record (state passed in, state returned) of every training forward call."""
-    import lstmctl.experiment as experiment
+    import lstmctl.session as experiment
 
     seen = []
     original = experiment.build_model

@@ -11,19 +11,28 @@ checkpoint's epoch and goes on: on CPU the result is bit-for-bit that of an unin
 New run (`resume RUN --from best --new-run`): a new run directory with the same config (train.epochs
 set to --epochs when given), starting from the weights of best.pt (or last.pt) and nothing else:
 fresh optimizer and schedule, epochs counted from 0, `parent` recorded in run.json.
+
+Both forms rebuild the session with open_session (the run's saved data state, so a fitted scaler is
+reused), in the same order of construction as a fresh start.
 """
 
 from __future__ import annotations
 
 import os
 import socket
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from lstmctl import checkpoint as ckpt
+from lstmctl import config as config_mod
+from lstmctl.commands.output import say, training_done
 from lstmctl.errors import UserError
+from lstmctl.models.layers import describe_kernel
 from lstmctl.runs import RunDir, create_run, find_run, utcnow
+from lstmctl.session import load_data_state, open_session
+from lstmctl.train.loop import Trainer
+from lstmctl.train.recorder import record_new_run
 
 RESUMABLE_KEYS = ("epoch", "model", "optimizer", "best", "early_stopping", "rng")
 EARLY_STOPS = ("early_stopping", "stop_at_loss")
@@ -37,11 +46,14 @@ class ResumeResult:
     notes: list[str] = field(default_factory=list)  # warnings printed before training
 
 
-def _say(text: str) -> None:
-    print(text, file=sys.stderr, flush=True)
+def resume(ref: str, runs_dir=None, *, epochs: int | None = None, source: str = "last", new_run: bool = False,
+           overrides: list[str] | None = None, quiet: bool = False, json_out: bool = False) -> None:
+    """The command: resume, then print how it ended (as `train` does)."""
+    r = resume_run(ref, runs_dir, epochs=epochs, source=source, new_run=new_run, overrides=overrides, quiet=quiet or json_out)
+    training_done(r.run, r.summary, json_out=json_out, message=r.message)
 
 
-def resume(
+def resume_run(
     ref: str,
     runs_dir=None,
     *,
@@ -103,8 +115,6 @@ def load_resumable(run: RunDir, cfg) -> tuple[dict[str, Any] | None, Path | None
     starts again from epoch 0, which gives the same result as the original start. When files exist
     but none is usable, the error names last.pt and what is wrong with it.
     """
-    from lstmctl.train import checkpoint as ckpt
-
     last = run.checkpoint("last")
     candidates = [last, ckpt.previous(last)]
     errors: list[tuple[Path, str]] = []
@@ -128,10 +138,6 @@ def load_resumable(run: RunDir, cfg) -> tuple[dict[str, Any] | None, Path | None
 
 
 def _continue(run: RunDir, epochs: int | None, quiet: bool) -> ResumeResult:
-    from lstmctl.experiment import build_bundle, build_model, load_data_state, resolve_device
-    from lstmctl.train import checkpoint as ckpt
-    from lstmctl.train.loop import Trainer, seed_everything
-
     with run.lock():  # held until the Trainer is done; fit() takes it again (re-entrant)
         info = run.info()
         cfg = run.load_config()
@@ -139,7 +145,7 @@ def _continue(run: RunDir, epochs: int | None, quiet: bool) -> ResumeResult:
             ckpt.remove_stale_temp_files(folder)
         state, used, notes = load_resumable(run, cfg)
         for n in notes:
-            _say(n)
+            say(n)
         target = epochs or int(info.get("epochs") or cfg.train.epochs)
         done = int(state["epoch"]) if state is not None else 0
         step = int(state.get("step_in_epoch", 0)) if state is not None else 0
@@ -162,17 +168,14 @@ def _continue(run: RunDir, epochs: int | None, quiet: bool) -> ResumeResult:
                 f"warning: run {run.id} trained on {info['world_size']} processes (DDP); it continues on one, "
                 "with the same state but not the same batches, so not bit-for-bit"
             )
-            _say(notes[-1])
-        device = resolve_device(cfg.device)
-        seed_everything(cfg.seed)  # the same order of construction as a fresh start
-        bundle = build_bundle(cfg, load_data_state(run.data_state))  # the scaler fitted at the start
-        model = build_model(cfg, bundle)
+            say(notes[-1])
+        session = open_session(cfg, data_state=load_data_state(run.data_state))  # the scaler fitted at the start
         where = f"epoch {done}" + (f", step {step}" if step else "")
         if state is None:
             notes.append(f"run {run.id} had not saved a checkpoint yet: starting it again from epoch 0")
-            _say(notes[-1])
+            say(notes[-1])
         elif not quiet:
-            _say(f"resuming {run.id} from {used.name} at {where}, to {target} epochs")
+            say(f"resuming {run.id} from {used.name} at {where}, to {target} epochs")
         history = list(info.get("resumes") or [])
         history.append(
             {"at": utcnow(), "from_epoch": done, "from_step": step, "checkpoint": used.name if used else None,
@@ -180,7 +183,7 @@ def _continue(run: RunDir, epochs: int | None, quiet: bool) -> ResumeResult:
         )
         run.update(epochs=target, resumes=history, error=None)
         try:
-            trainer = Trainer(cfg, run, bundle, model, device, resume=state, epochs=target, quiet=quiet)
+            trainer = Trainer(session, run, resume=state, epochs=target, quiet=quiet)
         except (RuntimeError, KeyError, ValueError, TypeError, IndexError) as e:
             first = str(e).strip().splitlines()[0][:160] if str(e).strip() else type(e).__name__
             raise UserError(f"checkpoint {used} does not fit run {run.id} ({first}); it may come from another run") from e
@@ -192,12 +195,6 @@ def _continue(run: RunDir, epochs: int | None, quiet: bool) -> ResumeResult:
 
 
 def _new_run_from(parent: RunDir, source: str, epochs: int | None, overrides, runs_dir, quiet: bool) -> ResumeResult:
-    from lstmctl import config as config_mod
-    from lstmctl.commands import record_new_run
-    from lstmctl.experiment import build_bundle, build_model, load_data_state, resolve_device
-    from lstmctl.train import checkpoint as ckpt
-    from lstmctl.train.loop import Trainer, seed_everything
-
     cfg = parent.load_config()
     path = parent.checkpoint(source)
     if not path.exists():
@@ -210,27 +207,23 @@ def _new_run_from(parent: RunDir, source: str, epochs: int | None, overrides, ru
         cfg = config_mod.validate(config_mod.apply_overrides(cfg.to_dict(), overrides))
     if epochs is not None:
         cfg = cfg.model_copy(update={"train": cfg.train.model_copy(update={"epochs": epochs})})
-    device = resolve_device(cfg.device)
-    seed_everything(cfg.seed)
     same_data = cfg.data == parent.load_config().data
-    bundle = build_bundle(cfg, load_data_state(parent.data_state) if same_data else None)  # the parent's scaler
-    model = build_model(cfg, bundle)
+    session = open_session(cfg, data_state=load_data_state(parent.data_state) if same_data else None)  # the parent's scaler
     try:
-        model.load_state_dict(state["model"])
+        session.model.load_state_dict(state["model"])
     except (RuntimeError, KeyError, TypeError) as e:
         raise UserError(f"checkpoint {path} does not fit the model in {parent.config_path}: {str(e).splitlines()[0]}") from e
-    from lstmctl.models import kernel
-
-    kernel.describe(model, device)  # a wrong LSTMCTL_KERNEL fails here, before a run directory exists
+    describe_kernel(session.model, session.device)  # a wrong LSTMCTL_KERNEL fails here, before a run directory exists
     run = create_run(cfg.name, runs_dir if runs_dir is not None else parent.path.parent)
     pinfo = parent.info()
+    epoch = int(state.get("epoch", 0))
     record_new_run(
-        run, cfg, bundle, model, device,
+        run, session,
         source=pinfo.get("source"),
         overrides=list(pinfo.get("overrides") or []) + list(overrides or []),
-        parent={"run": parent.id, "checkpoint": f"{source}.pt", "epoch": int(state.get("epoch", 0))},
+        parent={"run": parent.id, "checkpoint": f"{source}.pt", "epoch": epoch},
     )
     if not quiet:
-        _say(f"new run {run.id} from {parent.id}'s {source}.pt (epoch {int(state.get('epoch', 0))}): model weights only, fresh optimizer")
-    summary = Trainer(cfg, run, bundle, model, device, quiet=quiet).fit()
+        say(f"new run {run.id} from {parent.id}'s {source}.pt (epoch {epoch}): model weights only, fresh optimizer")
+    summary = Trainer(session, run, quiet=quiet).fit()
     return ResumeResult(run, summary, f"new run {run.id} from {parent.id}/{source}.pt")
