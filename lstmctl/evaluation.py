@@ -1,9 +1,15 @@
-"""Predictions and metrics on a split: training's validation loss, and what eval/plot/predict report.
+"""Predictions and metrics on a split: training's validation pass, and what eval/plot/predict report.
 
     predict(model, x, stateful)                 outputs for (N, T, F) inputs, batched, eval mode, no grad
-    evaluate_loss(model, split, crit, dev, st)  mean loss over a split (training's validation pass)
+    evaluate_loss(model, split, crit, dev, st)  mean loss over a split (training's validation pass);
+                                                outputs=[] also keeps each chunk's outputs for the metrics
+    metric_columns(data)                        metrics.csv's columns for a run on this dataset
+    validation_metrics(data, outputs)           the val_<metric> cells of an epoch, from that same pass
     score(data, model, split_name, stateful)    the metrics `lstmctl eval` writes to eval.json
 
+One code path computes a split's metrics (split_metrics): `eval` takes all of them, training's
+validation the headline ones of the task (metric_names) every epoch, so `val_accuracy` in metrics.csv
+is the accuracy `eval --split val --checkpoint last` reports for the last epoch.
 Stateful runs read a split's chunks one after another, carrying the state, as one series.
 """
 
@@ -17,6 +23,10 @@ from lstmctl import metrics
 from lstmctl.data.base import DataBundle, Split
 
 EVAL_BATCH = 4096  # sequences per forward pass when nothing is carried: bounds memory on big splits
+CLASSIFICATION_METRICS = ("accuracy", "macro_f1")
+REGRESSION_METRICS = ("mae", "rmse", "r2")  # in the target's own units; the dataset's facts may add more
+BASE_COLUMNS = ("epoch", "train_loss", "val_loss")  # then val_<metric>..., then TAIL_COLUMNS
+TAIL_COLUMNS = ("lr", "seconds")
 
 
 def predict(model: torch.nn.Module, x: torch.Tensor, stateful: bool = False) -> torch.Tensor:
@@ -33,11 +43,13 @@ def predict(model: torch.nn.Module, x: torch.Tensor, stateful: bool = False) -> 
     return torch.cat(outs) if outs else torch.zeros(0)
 
 
-def evaluate_loss(model: torch.nn.Module, split: Split, criterion, device: torch.device, stateful: bool) -> float:
+def evaluate_loss(model: torch.nn.Module, split: Split, criterion, device: torch.device, stateful: bool,
+                  *, outputs: list[torch.Tensor] | None = None) -> float:
     """Mean loss over a split, in eval mode, without gradients; the model is left in train mode.
 
     The sum stays on the device in float64 (one sync at the end), weighted by batch size so the
-    last, shorter batch counts for what it holds.
+    last, shorter batch counts for what it holds. `outputs`, a list, receives each chunk's outputs
+    (still on the device: no sync), so the metrics come from this same forward pass.
     """
     model.eval()
     total = torch.zeros((), device=device, dtype=torch.float64)
@@ -51,18 +63,60 @@ def evaluate_loss(model: torch.nn.Module, split: Split, criterion, device: torch
             out, new_state = model(xb, state)
             state = new_state if stateful else None
             total += criterion(out, yb).double() * xb.shape[0]
+            if outputs is not None:
+                outputs.append(out)
     model.train()
     return float(total / n)
 
 
-def score(data: DataBundle, model: torch.nn.Module, split_name: str, stateful: bool) -> dict[str, Any]:
-    """The split's metrics: classification from the logits; regression in the target's own units,
-    plus whatever the dataset's facts add (a forecast's MASE and naive baseline, inline's predictions)."""
-    split = data.split(split_name)
-    out = predict(model, split.x, stateful)
+def metric_names(data: DataBundle) -> list[str]:
+    """The task's headline metrics, recorded every epoch on the validation split (without the val_ prefix)."""
     if data.task.classification:
-        return metrics.classification(out, split.y, data.output_size)
-    pred, target = data.inverse_target(out), data.inverse_target(split.y)
+        return list(CLASSIFICATION_METRICS)
+    return list(REGRESSION_METRICS) + [m for m in data.facts.epoch_metrics if m not in REGRESSION_METRICS]
+
+
+def metric_columns(data: DataBundle) -> list[str]:
+    """metrics.csv's columns for a run on `data`, known before training.
+
+    epoch, train_loss, val_loss, then val_<metric> for each of metric_names (only with a validation
+    split: without one they would stay empty), then lr, seconds. val_loss is always there (empty
+    without a validation split), as in run directories written before the val_<metric> columns.
+    """
+    vals = [f"val_{m}" for m in metric_names(data)] if data.val is not None else []
+    return [*BASE_COLUMNS, *vals, *TAIL_COLUMNS]
+
+
+def split_metrics(data: DataBundle, split_name: str, out: torch.Tensor, *, full: bool = True) -> dict[str, Any]:
+    """Metrics of the outputs `out` (CPU) for the split `split_name`: everything (`full`, for eval) or
+    only metric_names (each epoch's validation: no per-class lists, no confusion matrix).
+
+    Classification from the logits; regression in the target's own units, plus what the dataset's
+    facts add (a forecast's MASE and naive baseline, inline's predictions).
+    """
+    target = data.split(split_name).y
+    if data.task.classification:
+        if full:
+            return metrics.classification(out, target, data.output_size)
+        return metrics.classification_headline(out.argmax(-1), target, data.output_size)
+    pred, target = data.inverse_target(out), data.inverse_target(target)
     result = metrics.regression(pred, target)
-    result.update(data.facts.extra_metrics(split_name, pred, target))
-    return result
+    if full or data.facts.epoch_metrics:
+        result.update(data.facts.extra_metrics(split_name, pred, target))
+    return result if full else {k: result.get(k) for k in metric_names(data)}
+
+
+def validation_metrics(data: DataBundle, outputs: list[torch.Tensor]) -> dict[str, float | None]:
+    """The epoch's val_<metric> values from the validation pass's chunk outputs (evaluate_loss(outputs=...)).
+
+    The outputs go to the host once, all together (one sync per epoch, none per chunk); a metric
+    undefined on the split (r2 of a constant target) is None, an empty cell.
+    """
+    values = split_metrics(data, "val", torch.cat(outputs).cpu(), full=False)
+    return {f"val_{k}": values.get(k) for k in metric_names(data)}
+
+
+def score(data: DataBundle, model: torch.nn.Module, split_name: str, stateful: bool) -> dict[str, Any]:
+    """The split's metrics, as `lstmctl eval` writes them to eval.json."""
+    split = data.split(split_name)
+    return split_metrics(data, split_name, predict(model, split.x, stateful))

@@ -46,22 +46,52 @@ def forecast(pred: torch.Tensor, target: torch.Tensor, naive: torch.Tensor, mase
     return out
 
 
-def classification(logits: torch.Tensor, target: torch.Tensor, num_classes: int) -> dict:
-    pred = logits.argmax(-1).reshape(-1)
-    t = target.reshape(-1)
+MAXIMIZED = ("accuracy", "f1", "r2")  # metric names containing one of these: higher is better
+
+
+def mode_for(name: str) -> str:
+    """"max" when higher is better for a metric or column name (accuracy, macro_f1, val_r2), else "min"."""
+    return "max" if any(word in name for word in MAXIMIZED) else "min"
+
+
+def _scored(pred: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Predicted and true classes as flat vectors, without the IGNORE_INDEX targets."""
+    pred, t = pred.reshape(-1), target.reshape(-1).to(pred.device)
     keep = t != IGNORE_INDEX
-    pred, t = pred[keep], t[keep]
-    cm = torch.zeros(num_classes, num_classes, dtype=torch.int64)
-    cm.index_put_((t, pred), torch.ones_like(t), accumulate=True)  # rows: true, cols: predicted
-    tp = cm.diag().double()
-    precision = tp / cm.sum(0).double().clamp(min=1)
-    recall = tp / cm.sum(1).double().clamp(min=1)
+    return pred[keep], t[keep]
+
+
+def _headline(pred: torch.Tensor, t: torch.Tensor, num_classes: int) -> tuple[dict, tuple]:
+    """accuracy and macro-F1 from class counts (the confusion matrix's diagonal and margins), and the per-class values."""
+    tp = torch.bincount(t[pred == t], minlength=num_classes).double()
+    n_pred = torch.bincount(pred, minlength=num_classes)  # the confusion matrix's column sums
+    n_true = torch.bincount(t, minlength=num_classes)  # its row sums
+    precision = tp / n_pred.double().clamp(min=1)
+    recall = tp / n_true.double().clamp(min=1)
     f1 = 2 * precision * recall / (precision + recall).clamp(min=1e-12)
-    present = (cm.sum(0) + cm.sum(1)) > 0
-    return {
+    present = (n_pred + n_true) > 0
+    head = {
         "accuracy": float((pred == t).double().mean()) if len(t) else None,
         # over the classes that occur (as target or prediction): an unused class (the copy task's blank) is no 0
         "macro_f1": float(f1[present].mean()) if present.any() else None,
+    }
+    return head, (precision, recall, f1)
+
+
+def classification_headline(pred: torch.Tensor, target: torch.Tensor, num_classes: int) -> dict:
+    """accuracy and macro_f1 of predicted classes (not logits): training's per-epoch validation metrics.
+
+    The same numbers `classification` reports, without the per-class lists and the confusion matrix."""
+    return _headline(*_scored(pred, target), num_classes)[0]
+
+
+def classification(logits: torch.Tensor, target: torch.Tensor, num_classes: int) -> dict:
+    pred, t = _scored(logits.argmax(-1), target)
+    head, (precision, recall, f1) = _headline(pred, t, num_classes)
+    cm = torch.zeros(num_classes, num_classes, dtype=torch.int64)
+    cm.index_put_((t.cpu(), pred.cpu()), torch.ones_like(t.cpu()), accumulate=True)  # rows: true, cols: predicted
+    return {
+        **head,
         "per_class": {
             "precision": [round(float(v), 6) for v in precision],
             "recall": [round(float(v), 6) for v in recall],

@@ -22,12 +22,16 @@ class Strict(BaseModel):
 
 
 class EarlyStopping(Strict):
-    """Stop when the monitored loss has not improved by `min_delta` for `patience` epochs."""
+    """Stop when the monitored column has not improved by `min_delta` for `patience` epochs."""
 
-    patience: int = Field(10, ge=1, le=1_000_000, description="epochs without improvement before stopping")
-    min_delta: float = Field(0.0, ge=0, description="smallest decrease that counts as an improvement")
-    monitor: Literal["val_loss", "train_loss"] = Field(
-        "val_loss", description="which loss to watch (val_loss falls back to train_loss without a validation split)"
+    patience: int = Field(
+        10, ge=1, le=1_000_000, description="epochs without improvement before stopping (epochs that record the monitor)"
+    )
+    min_delta: float = Field(0.0, ge=0, description="smallest change in the better direction that counts as an improvement")
+    monitor: str | None = Field(
+        None,
+        description="metrics.csv column to watch; null: train.monitor. Its mode follows the name (as train.monitor_mode: "
+        "auto); val_loss falls back to train_loss without a validation split",
     )
 
 
@@ -68,7 +72,18 @@ class TrainConfig(Strict):
         False, description="carry (h, c) from batch to batch in order, detached after each step (TBPTT)"
     )
     scheduler: Scheduler = Field(default_factory=Scheduler, description="learning-rate schedule (below)")
-    early_stopping: EarlyStopping | None = Field(None, description="stop when the loss stalls (below)")
+    early_stopping: EarlyStopping | None = Field(None, description="stop when the monitored column stalls (below)")
+    monitor: str | None = Field(
+        None,
+        description="metrics.csv column that picks best.pt and drives early stopping and the plateau schedule, e.g. "
+        "val_accuracy; null: val_loss with a validation split, else train_loss",
+    )
+    monitor_mode: Literal["auto", "min", "max"] = Field(
+        "auto", description="whether lower or higher is better; auto: max for accuracy, f1 and r2 columns, else min"
+    )
+    val_every: int = Field(
+        1, ge=1, le=100_000_000, description="validate every N epochs (and always at the last); other rows leave val_* empty"
+    )
     checkpoint_every_s: float = Field(
         30.0, ge=0, description="write last.pt/best.pt at most this often (always at the end); 0 = every epoch"
     )

@@ -22,7 +22,8 @@ CFG = {
     "name": "ddp",
     "data": {"name": "sine_cosine", "points": 160, "seq_len": 10},  # 8 training sequences, 2 held out for val
     "model": {"name": "lstm", "hidden_size": 8},
-    "train": {"epochs": 12, "batch_size": 2, "lr": 0.02, "val_fraction": 0.25, "checkpoint_every_s": 0},
+    "train": {"epochs": 12, "batch_size": 2, "lr": 0.02, "val_fraction": 0.25, "checkpoint_every_s": 0,
+              "monitor": "val_r2"},  # a max-mode monitor: best.pt follows rank 0's validation metrics on every rank
 }
 
 
@@ -73,6 +74,25 @@ def test_run_dir_is_whole_written_once_and_loss_falls(two_runs):
     assert float(rows[-1]["train_loss"]) < 0.7 * float(rows[0]["train_loss"])
     assert float(rows[-1]["val_loss"]) < float(rows[0]["val_loss"])
     assert not list(run.rglob(".*.tmp"))
+
+
+def test_every_rank_recorded_and_used_rank0s_validation_metrics(two_runs):
+    """Validation runs once, on rank 0; every rank receives its numbers and decides on them (best epoch)."""
+    _, runs, dump = two_runs[0]
+    seen = [json.loads((dump / f"rank{r}.json").read_text()) for r in (0, 1)]
+    assert seen[0] == seen[1]  # the same validation values each epoch, and the same summary (best, stop reason)
+    vals = seen[0]["validations"]
+    assert len(vals) == 12 and list(vals[0]) == ["val_loss", "val_mae", "val_rmse", "val_r2"]
+    run = _only_run(runs)
+    lines = (run / "metrics.csv").read_text().splitlines()
+    rows = [dict(zip(lines[0].split(","), ln.split(","))) for ln in lines[1:]]
+    for row, v in zip(rows, vals):  # what rank 0 wrote is what every rank used
+        assert {k: float(row[k]) for k in v} == v
+    info = json.loads((run / "run.json").read_text())
+    assert seen[0]["summary"]["best"] == seen[1]["summary"]["best"] == info["best"]
+    assert info["best"]["monitor"] == "val_r2" and info["best"]["mode"] == "max"
+    r2 = [v["val_r2"] for v in vals]
+    assert info["best"]["epoch"] == r2.index(max(r2)) + 1
 
 
 def test_single_process_eval_loads_the_ddp_checkpoint(two_runs, cli):

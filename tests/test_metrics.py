@@ -51,3 +51,24 @@ def test_classification_ignores_ignore_index_and_unused_classes():
     assert m["confusion_matrix"] == [[1, 0, 0], [0, 1, 0], [0, 0, 0]]
     wrong = metrics.classification(torch.tensor([[0.0, 9.0], [0.0, 9.0]]), torch.tensor([0, 1]), 2)
     assert wrong["accuracy"] == 0.5 and wrong["per_class"]["recall"] == [0.0, 1.0]
+
+
+def test_the_per_epoch_headline_is_evals_accuracy_and_f1():
+    """Training's val_accuracy/val_macro_f1 (classification_headline, from predicted classes) are eval's numbers."""
+    g = torch.Generator().manual_seed(0)
+    logits = torch.randn(50, 7, 5, generator=g)
+    target = torch.randint(0, 5, (50, 7), generator=g)
+    target[::3, 2] = IGNORE_INDEX
+    full = metrics.classification(logits, target, 5)
+    head = metrics.classification_headline(logits.argmax(-1), target, 5)
+    assert head == {"accuracy": full["accuracy"], "macro_f1": full["macro_f1"]}
+    cm = torch.tensor(full["confusion_matrix"])
+    keep = target != IGNORE_INDEX
+    assert cm.sum() == keep.sum() and cm.diag().sum() / cm.sum() == pytest.approx(full["accuracy"])
+    assert metrics.classification_headline(torch.zeros(0, dtype=torch.int64), torch.zeros(0, dtype=torch.int64), 3) == {
+        "accuracy": None, "macro_f1": None}
+
+
+def test_mode_for_names():
+    assert metrics.mode_for("val_accuracy") == metrics.mode_for("macro_f1") == metrics.mode_for("val_r2") == "max"
+    assert metrics.mode_for("val_loss") == metrics.mode_for("val_mae") == metrics.mode_for("val_mase") == "min"

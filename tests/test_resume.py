@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import csv
+import json
 import os
 import signal
 
@@ -9,7 +11,16 @@ import pytest
 import torch
 
 from lstmctl.train import loop
-from tests.robust_util import assert_same_run, load_ckpt, metrics_without_seconds, only_run, run_info, write_cfg
+from tests.robust_util import (
+    EXACT,
+    assert_same_run,
+    assert_same_weights,
+    load_ckpt,
+    metrics_without_seconds,
+    only_run,
+    run_info,
+    write_cfg,
+)
 
 
 @pytest.fixture
@@ -159,3 +170,97 @@ def test_resume_to_fewer_epochs_leaves_an_interrupted_run_alone(cli, write_confi
     assert json.loads((run / "run.json").read_text())["status"] == "interrupted"
     cli("resume", run.name, "--quiet")
     assert json.loads((run / "run.json").read_text())["epochs_done"] == 10
+
+
+# ---------------------------------------------------------------- the monitor's state
+
+
+MAX_MODE = {  # a max-mode monitor validated every 3rd epoch (and the last), a plateau schedule in max mode
+    **EXACT,
+    "name": "maxmode",
+    "train": {**EXACT["train"], "monitor": "val_r2", "val_every": 3, "early_stopping": {"patience": 50},
+              "scheduler": {"name": "plateau", "patience": 0, "factor": 0.5}},
+}
+
+
+def _same_best(a, b) -> None:
+    assert run_info(a)["best"] == run_info(b)["best"]
+    ba, bb = load_ckpt(a / "checkpoints" / "best.pt"), load_ckpt(b / "checkpoints" / "best.pt")
+    assert ba["epoch"] == bb["epoch"] and ba["best"] == bb["best"]
+    assert all(torch.equal(v, bb["model"][k]) for k, v in ba["model"].items())
+
+
+def test_resume_with_a_max_mode_monitor_and_val_every_is_exact(cli, tmp_path, runs_dir, monkeypatch):
+    cfg = write_cfg(tmp_path / "max.yaml", MAX_MODE)
+    cli("train", cfg, "--quiet", "--runs-dir", tmp_path / "ref")
+    reference = only_run(tmp_path / "ref")
+    rows = metrics_without_seconds(reference)
+    assert [r["epoch"] for r in rows if r["val_r2"]] == ["3", "6", "8"] and not rows[0]["val_loss"]
+    best = run_info(reference)["best"]
+    assert best["monitor"] == "val_r2" and best["mode"] == "max" and best["epoch"] in (3, 6, 8)
+    state = load_ckpt(reference / "checkpoints" / "last.pt")
+    assert state["early_stopping"]["mode"] == "max" and state["scheduler"]["mode"] == "max"
+
+    # stopped at an epoch's end (6: validated in both runs), then continued to 8
+    cli("train", cfg, "--quiet", "--set", "train.epochs=6")
+    run = only_run(runs_dir)
+    cli("resume", run.name, "--epochs", "8", "--quiet")
+    assert_same_run(run, reference)
+    _same_best(run, reference)
+
+    # interrupted inside epoch 4 (SIGINT from the loss of its 2nd training step), then resumed
+    real = loop.make_criterion
+    steps = {"n": 0}
+
+    def criterion_that_interrupts(name, task):
+        crit = real(name, task)
+
+        def wrapped(out, y):
+            if torch.is_grad_enabled():  # training steps only: validation runs without gradients
+                steps["n"] += 1
+                if steps["n"] == 3 * 6 + 2:
+                    os.kill(os.getpid(), signal.SIGINT)
+            return crit(out, y)
+
+        return wrapped
+
+    with monkeypatch.context() as m:
+        m.setattr(loop, "make_criterion", criterion_that_interrupts)
+        r = cli("train", cfg, "--quiet", "--runs-dir", tmp_path / "sig", ok=False)
+    assert r.exit_code == 130, r.output
+    run = only_run(tmp_path / "sig")
+    state = load_ckpt(run / "checkpoints" / "last.pt")
+    assert state["epoch"] == 3 and state["step_in_epoch"] == 2
+    cli("resume", run.name, "--quiet", "--runs-dir", tmp_path / "sig")
+    assert_same_run(run, reference)
+    _same_best(run, reference)
+
+
+def test_a_checkpoint_from_before_monitor_modes_resumes(cli, tmp_path, runs_dir, reference):
+    """A run written before val_<metric> columns and modes: last.pt's best and early-stopping state have no
+    mode, run.json's best none, metrics.csv no val_* columns. It resumes (a loss, in min mode) exactly."""
+    cli("train", write_cfg(tmp_path / "exact.yaml"), "--quiet", "--set", "train.epochs=3")
+    run = only_run(runs_dir)
+    last = run / "checkpoints" / "last.pt"
+    state = load_ckpt(last)
+    state["best"].pop("mode")
+    state["early_stopping"] = {"best": state["early_stopping"]["best"], "bad_epochs": state["early_stopping"]["bad_epochs"]}
+    torch.save(state, last)
+    info = run_info(run)
+    info["best"].pop("mode")
+    (run / "run.json").write_text(json.dumps(info))
+    old = [{k: v for k, v in r.items() if k in ("epoch", "train_loss", "val_loss", "lr", "seconds")}
+           for r in csv.DictReader(open(run / "metrics.csv", newline=""))]
+    with open(run / "metrics.csv", "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=["epoch", "train_loss", "val_loss", "lr", "seconds"])
+        w.writeheader()
+        w.writerows(old)
+
+    cli("resume", run.name, "--epochs", "8", "--quiet")
+    assert_same_weights(last, reference / "checkpoints" / "last.pt")
+    got, want = metrics_without_seconds(run), metrics_without_seconds(reference)
+    assert got[3:] == want[3:]
+    assert all(not r["val_mae"] for r in got[:3])  # the old rows: empty val_<metric> cells
+    assert [{k: r[k] for k in ("epoch", "train_loss", "val_loss", "lr")} for r in got[:3]] == \
+        [{k: r[k] for k in ("epoch", "train_loss", "val_loss", "lr")} for r in want[:3]]
+    assert run_info(run)["best"] == run_info(reference)["best"] and run_info(run)["best"]["mode"] == "min"

@@ -36,3 +36,12 @@ def test_stateful_batches_must_split_into_equal_streams(cli, write_config, runs_
     assert r.exit_code == 2 and "divisor of 4" in r.output
     assert not runs_dir.exists() or not list(runs_dir.iterdir())
     cli("train", write_config({"data.points": 72, "data.seq_len": 8, "train.stateful": True, "train.batch_size": 2}), "--quiet")
+
+
+def test_stateful_validation_metrics_carry_the_state_like_eval(cli, write_config):
+    """val_mae each epoch comes from the validation chunks read in order with the state carried, as eval reads them."""
+    cli("train", write_config({"data.points": 120, "data.seq_len": 6, "train.stateful": True, "train.batch_size": 1,
+                               "train.val_fraction": 0.3, "train.epochs": 2}), "--quiet")
+    last = load_run("latest").metrics[-1]
+    result = json.loads(cli("eval", "latest", "--split", "val", "--checkpoint", "last", "--json").stdout)["metrics"]
+    assert abs(result["mae"] - last["val_mae"]) <= 1e-6 * abs(last["val_mae"]) + 1e-7

@@ -13,7 +13,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 
@@ -62,6 +62,10 @@ class Facts:
     This base kind (random_sequences) has no figure and adds no metrics. It lives here, not in
     facts.py, so that DataBundle can default to it without base.py importing other data modules.
     """
+
+    # which keys of extra_metrics() training records every epoch as val_<name> columns of metrics.csv
+    # (regression tasks; e.g. SeriesFacts: ("mase",)). The rest of extra_metrics is for `eval` only.
+    epoch_metrics: ClassVar[tuple[str, ...]] = ()
 
     def extra_metrics(self, split: str, pred: torch.Tensor, target: torch.Tensor) -> dict[str, Any]:
         """Metrics beyond the task's standard ones; pred/target in the target's own units."""

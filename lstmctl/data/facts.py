@@ -12,7 +12,7 @@ Split-keyed fields (`t`, `rows`, `naive`, ...) use the split names "train", "val
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 
@@ -81,6 +81,8 @@ class SeriesFacts(Facts):
     test_start: int  # first row of the test part
     naive: dict[str, torch.Tensor]  # per split present: the last-value forecast (N, 1), original units
     mase_scale: float | None  # MAE of the naive forecast over the training rows (None: too few rows)
+
+    epoch_metrics: ClassVar[tuple[str, ...]] = ("mase",)  # val_mase in metrics.csv, beside val_mae, val_rmse, val_r2
 
     def extra_metrics(self, split: str, pred: torch.Tensor, target: torch.Tensor) -> dict[str, Any]:
         """MASE, and the naive last-value forecast's metrics as naive_* beside the model's."""

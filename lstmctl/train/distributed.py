@@ -6,13 +6,15 @@
 Under torchrun (RANK, WORLD_SIZE and LOCAL_RANK in the environment) `from_env` joins the process group
 (gloo on CPU, nccl on CUDA with device cuda:LOCAL_RANK) and returns a `Dist` that the Trainer uses:
 `wrap` the model in DDP, `mean` a float over the ranks, `agree` on a stop flag, `create_run` on rank 0
-with the id broadcast to the others. Only rank 0 writes the run directory; checkpoints hold the unwrapped
+with the id broadcast to the others, `from_rank0` an epoch's validation values (computed on rank 0 only,
+so every rank records and uses the same numbers). Only rank 0 writes the run directory; checkpoints hold the unwrapped
 model's state dict, so a single-process `lstmctl eval` loads them. Multi-node runs use torchrun's own
 flags (--nnodes, --node_rank, --rdzv_endpoint or --master_addr/--master_port); nothing here is home-made.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import sys
@@ -27,7 +29,8 @@ from lstmctl.errors import ConfigError, UserError
 from lstmctl.runs import RunDir, create_run
 
 ENV_KEYS = ("RANK", "WORLD_SIZE", "LOCAL_RANK")
-DUMP_ENV = "LSTMCTL_TEST_DUMP_DIR"  # tests: each rank saves its final weights here as rank<N>.pt
+DUMP_ENV = "LSTMCTL_TEST_DUMP_DIR"  # tests: each rank saves its final weights (rank<N>.pt) and what it
+# received from rank 0 and ended with (rank<N>.json: validation values per epoch, the summary) here
 
 
 def under_torchrun() -> bool:
@@ -124,6 +127,8 @@ class Dist:
             self.backend = "gloo"
         kw = {"device_id": self.device} if self.backend == "nccl" else {}
         td.init_process_group(backend=self.backend, **kw)
+        self._dump = os.environ.get(DUMP_ENV)
+        self._seen: dict = {"validations": [], "summary": None}  # kept for the dump only
         if self.rank != 0:  # one copy of the human-facing output: rank 0's
             sys.stdout = open(os.devnull, "w")
 
@@ -144,6 +149,24 @@ class Dist:
         td.all_reduce(t, op=td.ReduceOp.MAX)
         return bool(t.item())
 
+    def from_rank0(self, values: dict | None) -> dict:
+        """Rank 0's `values` (a dict of floats/None) on every rank, bit for bit; other ranks pass None.
+
+        An epoch's validation pass runs on rank 0 alone (every rank holds the same weights): its loss and
+        metrics reach the others through this, so best.pt, early stopping and the plateau schedule
+        decide on identical numbers everywhere.
+        """
+        box = [values if self.rank == 0 else None]
+        td.broadcast_object_list(box, src=0, device=self.device if self.backend == "nccl" else None)
+        if self._dump:
+            self._seen["validations"].append(box[0])
+        return box[0]
+
+    def ended(self, summary: dict) -> None:
+        """The Trainer's summary on this rank (best epoch and value), kept for the test dump."""
+        if self._dump:
+            self._seen["summary"] = summary
+
     def create_run(self, name: str, runs_dir=None):
         """Rank 0 creates the run directory; every rank gets its id (an error on rank 0 stops them all)."""
         box: list = [None]
@@ -159,11 +182,12 @@ class Dist:
         return RunDir(Path(text))
 
     def finish(self, model) -> None:
-        """At the end of a run: for tests, dump this rank's final weights (LSTMCTL_TEST_DUMP_DIR)."""
+        """At the end of a run: for tests, dump this rank's final weights and what it saw (LSTMCTL_TEST_DUMP_DIR)."""
         out = os.environ.get(DUMP_ENV)
         if out:
             Path(out).mkdir(parents=True, exist_ok=True)
             torch.save({k: v.detach().cpu() for k, v in model.state_dict().items()}, Path(out) / f"rank{self.rank}.pt")
+            (Path(out) / f"rank{self.rank}.json").write_text(json.dumps(self._seen))
 
     def close(self) -> None:
         if td.is_initialized():

@@ -39,20 +39,33 @@ def finite(v: float | None) -> float | None:
     return v if v is not None and math.isfinite(v) else None
 
 
-class BestModel:
-    """The epoch with the lowest finite `monitor` so far, and a copy of its weights (written as best.pt)."""
+def improves(value: float | None, best: float, mode: str, min_delta: float = 0.0) -> bool:
+    """A finite `value` better than `best` by more than `min_delta` in `mode`'s direction (min: lower, max: higher)."""
+    if value is None or not math.isfinite(value):
+        return False
+    return value < best - min_delta if mode == "min" else value > best + min_delta
 
-    def __init__(self, model: torch.nn.Module, monitor: str):
-        self.model, self.monitor = model, monitor
-        self.value = math.inf
+
+def worst(mode: str) -> float:
+    """The starting best: anything finite improves on it."""
+    return math.inf if mode == "min" else -math.inf
+
+
+class BestModel:
+    """The epoch with the best finite `monitor` so far (lowest in min mode, highest in max mode), and a
+    copy of its weights (written as best.pt). Epochs that do not record the monitor are skipped."""
+
+    def __init__(self, model: torch.nn.Module, monitor: str, mode: str = "min"):
+        self.model, self.monitor, self.mode = model, monitor, mode
+        self.value = worst(mode)
         self.epoch = 0
         self.weights: dict[str, torch.Tensor] | None = None
         self.dirty = False  # weights newer than best.pt
         self._live: dict[str, torch.Tensor] | None = None
 
     def update(self, epoch: int, row: dict[str, Any]) -> None:
-        value = row[self.monitor]
-        if value is not None and math.isfinite(value) and value < self.value:
+        value = row.get(self.monitor)
+        if improves(value, self.value, self.mode):
             self.value, self.epoch = value, epoch
             self._snapshot()
             self.dirty = True
@@ -68,40 +81,51 @@ class BestModel:
             torch._foreach_copy_(list(self.weights.values()), list(live.values()))  # one call, not one per tensor
 
     def state_dict(self) -> dict[str, Any]:
-        return {"value": self.value, "epoch": self.epoch, "monitor": self.monitor}
+        return {"value": self.value, "epoch": self.epoch, "monitor": self.monitor, "mode": self.mode}
 
     def load_state_dict(self, state: dict[str, Any], weights: dict[str, torch.Tensor] | None = None) -> None:
+        """A checkpoint written before monitors had modes has none: it watched a loss, so min."""
         self.value = float(state["value"])
         self.epoch = int(state["epoch"])
+        self.monitor = str(state.get("monitor", self.monitor))
+        self.mode = str(state.get("mode", "min"))
         if weights is not None:
             self.weights = weights
 
     def summary(self) -> dict[str, Any]:
-        return {"epoch": self.epoch, "value": finite(self.value), "monitor": self.monitor}
+        return {"epoch": self.epoch, "value": finite(self.value), "monitor": self.monitor, "mode": self.mode}
 
 
 class EarlyStopper:
-    """train.early_stopping: stop after `patience` epochs without a `min_delta` improvement of `monitor`."""
+    """train.early_stopping: stop after `patience` epochs without a `min_delta` improvement of `monitor`.
 
-    def __init__(self, cfg: EarlyStopping | None, *, has_val: bool):
+    `monitor` and `mode` come resolved (train/setup.monitors). An epoch that does not record the
+    monitor (train.val_every) neither improves nor counts against the patience.
+    """
+
+    def __init__(self, cfg: EarlyStopping | None, monitor: str | None = None, mode: str = "min"):
         self.cfg = cfg
-        self.monitor = (cfg.monitor if has_val else "train_loss") if cfg else None  # no val split: the train loss
-        self.best = math.inf
+        self.monitor = monitor if cfg else None
+        self.mode = mode
+        self.best = worst(mode)
         self.bad_epochs = 0
 
     def should_stop(self, row: dict[str, Any]) -> bool:
         if self.cfg is None:
             return False
-        v = row[self.monitor]
-        if v < self.best - self.cfg.min_delta:
+        v = row.get(self.monitor)
+        if v is None:
+            return False
+        if improves(v, self.best, self.mode, self.cfg.min_delta):
             self.best, self.bad_epochs = v, 0
             return False
         self.bad_epochs += 1
         return self.bad_epochs >= self.cfg.patience
 
     def state_dict(self) -> dict[str, Any]:
-        return {"best": self.best, "bad_epochs": self.bad_epochs}
+        return {"best": self.best, "bad_epochs": self.bad_epochs, "monitor": self.monitor, "mode": self.mode}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.best = float(state["best"])
         self.bad_epochs = int(state["bad_epochs"])
+        self.mode = str(state.get("mode", "min"))  # older checkpoints: a loss, watched in min mode

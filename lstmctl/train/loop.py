@@ -3,6 +3,8 @@
 Its parts: setup.py (threads, precision, compile, optimizer, schedule, data order), state.py (what
 last.pt and best.pt hold: restored in full, a run continues bit-for-bit on CPU), recorder.py
 (metrics.csv, run.json), signals.py (Ctrl-C), hooks.py (best model, early stopping, loss guards).
+After an epoch (every train.val_every-th, and the last) one pass over the validation split gives val_loss
+and the task's val_<metric> columns; the monitor (train.monitor) picks best.pt and drives the rest.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from typing import Any
 import torch
 
 from lstmctl.errors import Interrupted, RunFailed
-from lstmctl.evaluation import evaluate_loss
+from lstmctl.evaluation import evaluate_loss, metric_columns, validation_metrics
 from lstmctl.models.base import count_parameters
 from lstmctl.models.layers import describe_kernel
 from lstmctl.runs import RunDir
@@ -55,12 +57,13 @@ class Trainer:
         self.batch_size = n if bs is None or bs >= n else bs
         self.steps_per_epoch = math.ceil(setup.shard_len(n, dist) / self.batch_size)
         self.check_every = 1 if device.type == "cpu" else 32  # steps between loss checks (each one syncs)
-        self.sched = setup.make_scheduler(cfg, self.opt, self.steps_per_epoch)
-        self.monitor = "val_loss" if self.val_split is not None else "train_loss"
-        self.best = BestModel(self.model, self.monitor)
-        stopper = EarlyStopper(cfg.train.early_stopping, has_val=self.val_split is not None)
+        mon = setup.monitors(cfg, self.data)  # a monitor the run never records: ConfigError
+        self.monitor = mon.name
+        self.sched = setup.make_scheduler(cfg, self.opt, self.steps_per_epoch, mon.mode)
+        self.best = BestModel(self.model, mon.name, mon.mode)
+        stopper = EarlyStopper(cfg.train.early_stopping, mon.stop, mon.stop_mode)
         self.state = TrainState(cfg, self.model, self.opt, self.sched, self.scaler, self.best, stopper)
-        self.recorder = Recorder(run, enabled=self.is_main)
+        self.recorder = Recorder(run, metric_columns(self.data), enabled=self.is_main)
         self.stop = StopSignal(main=self.is_main, ddp=dist is not None, on_quit=self.recorder.quitting)
         self.last_losses: dict[str, Any] = {}
         self._saved_at: tuple[int, int] | None = None  # (epoch, step) of this process's last save
@@ -83,7 +86,7 @@ class Trainer:
         tensorboard = TensorBoardLogger(self.run.path, enabled=cfg.logging.tensorboard and self.is_main)
         self.recorder.open_metrics(st.epoch)
         self._last_save = time.perf_counter()
-        progress = ProgressReporter(self.total_epochs, st.epoch, cfg.train.log_every_s, enabled=not self.quiet)
+        progress = ProgressReporter(self.total_epochs, st.epoch, cfg.train.log_every_s, enabled=not self.quiet, monitor=self.monitor)
         stop_reason = "epochs"
         with self.stop:  # a first Ctrl-C/SIGTERM from here on sets stop.signum: checked after each step
             try:
@@ -123,6 +126,8 @@ class Trainer:
                 tensorboard.close()
                 self.recorder.close()
         summary = {"epochs_done": st.epoch, "stop_reason": stop_reason, "best": self.best.summary(), "final": self.last_losses}
+        if self.dist is not None:
+            self.dist.ended(summary)
         self.recorder.completed(summary)
         return summary
 
@@ -213,15 +218,25 @@ class Trainer:
         if self.dist is not None:
             train_loss = self.dist.mean(train_loss)
         st.next_epoch()
-        val_loss = None
-        if self.val_split is not None:
-            val_loss = evaluate_loss(self.model, self.val_split, self.criterion, self.device, stateful)
-            if self.dist is not None:
-                val_loss = self.dist.mean(val_loss)
-            check_val_loss(val_loss, epoch)
-        lr = self.opt.param_groups[0]["lr"]
-        self.last_losses = {"train_loss": train_loss, "val_loss": val_loss}
-        return {"epoch": epoch, "train_loss": train_loss, "val_loss": val_loss, "lr": lr, "seconds": round(time.perf_counter() - t0, 6)}
+        row = {"epoch": epoch, "train_loss": train_loss}
+        every = self.cfg.train.val_every
+        if self.val_split is not None and (epoch % every == 0 or epoch == self.total_epochs):
+            row.update(self._validate(epoch))
+        self.last_losses = {"train_loss": train_loss, "val_loss": row.get("val_loss")}
+        return {**row, "lr": self.opt.param_groups[0]["lr"], "seconds": round(time.perf_counter() - t0, 6)}
+
+    def _validate(self, epoch: int) -> dict[str, Any]:
+        """val_loss and val_<metric> from one pass over the validation split; under DDP rank 0 alone
+        makes it and every rank gets its numbers (each rank holds the same weights)."""
+        values = None
+        if self.is_main:
+            outputs: list[torch.Tensor] = []
+            loss = evaluate_loss(self.model, self.val_split, self.criterion, self.device, self.cfg.train.stateful, outputs=outputs)
+            values = {"val_loss": loss, **(validation_metrics(self.data, outputs) if math.isfinite(loss) else {})}
+        if self.dist is not None:
+            values = self.dist.from_rank0(values)
+        check_val_loss(values["val_loss"], epoch)
+        return values
 
     def _fold(self, step_losses: list[torch.Tensor], sizes: list[int], epoch: int, start: int) -> None:
         """Move step losses (steps start+1, start+2, ...) to the host (one sync), check them, add them to the epoch."""
@@ -236,10 +251,10 @@ class Trainer:
         self.best.update(self.state.epoch, row)
         name = self.cfg.train.scheduler.name
         if self.sched is not None and name != "onecycle":  # onecycle steps per batch, in _run_epoch
-            if name == "plateau":
-                self.sched.step(row[self.monitor])
-            else:
+            if name != "plateau":
                 self.sched.step()
+            elif row.get(self.monitor) is not None:  # plateau counts the epochs that record the monitor
+                self.sched.step(row[self.monitor])
         stop_at = self.cfg.train.stop_at_loss
         if stop_at is not None and row["train_loss"] < stop_at:
             return "stop_at_loss"

@@ -1,4 +1,7 @@
-"""Progress for people on stderr: a rich bar on a terminal, plain periodic lines otherwise."""
+"""Progress for people on stderr: a rich bar on a terminal, plain periodic lines otherwise.
+
+Each shows the losses and, when it is another column, the monitored one: `loss 0.31 val 0.35 val_accuracy 0.887`.
+"""
 
 from __future__ import annotations
 
@@ -10,8 +13,10 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 
 class ProgressReporter:
-    def __init__(self, total_epochs: int, start_epoch: int, log_every_s: float, enabled: bool = True):
+    def __init__(self, total_epochs: int, start_epoch: int, log_every_s: float, enabled: bool = True,
+                 monitor: str = "val_loss"):
         self.console = Console(stderr=True)
+        self.monitor = monitor
         self.total = total_epochs
         self.enabled = enabled
         self.log_every_s = log_every_s
@@ -37,7 +42,7 @@ class ProgressReporter:
     def epoch(self, epoch: int, row: dict) -> None:
         if not self.enabled:
             return
-        info = f"loss {row['train_loss']:.4g}" + (f" val {row['val_loss']:.4g}" if row.get("val_loss") is not None else "")
+        info = self.info(row)
         if self._bar is not None:
             self._bar.update(self._task, completed=epoch, info=info)
             return
@@ -47,6 +52,13 @@ class ProgressReporter:
             done = epoch - self._start_epoch
             eta = (now - self._start) / done * (self.total - epoch) if done else 0.0
             print(f"epoch {epoch}/{self.total}  {info}  eta {eta:.0f}s", file=sys.stderr, flush=True)
+
+    def info(self, row: dict) -> str:
+        """`loss 0.31 val 0.35 val_accuracy 0.887`: the losses, then the monitor unless it is one of them."""
+        info = f"loss {row['train_loss']:.4g}" + (f" val {row['val_loss']:.4g}" if row.get("val_loss") is not None else "")
+        if self.monitor not in ("train_loss", "val_loss") and row.get(self.monitor) is not None:
+            info += f" {self.monitor} {row[self.monitor]:.4g}"
+        return info
 
     def message(self, text: str) -> None:
         if self.enabled:

@@ -2,6 +2,9 @@
 data_state.json and run.json at the start (record_new_run), one metrics.csv row per epoch, and
 run.json's status as it goes (running -> completed | failed | interrupted).
 
+metrics.csv's columns are evaluation.metric_columns(data): epoch, train_loss, val_loss, val_<metric>...,
+lr, seconds; a cell the epoch did not fill (no validation that epoch) is empty.
+
 Under DDP only rank 0 records: the Recorder of every other rank is disabled and writes nothing.
 """
 
@@ -24,7 +27,7 @@ from lstmctl.models.base import count_parameters
 from lstmctl.runs import RunDir, utcnow, write_json, write_text_atomic
 from lstmctl.session import Session, save_data_state
 
-METRIC_FIELDS = ["epoch", "train_loss", "val_loss", "lr", "seconds"]
+METRIC_FIELDS = ["epoch", "train_loss", "val_loss", "lr", "seconds"]  # the columns before val_<metric> existed
 
 
 def record_new_run(run: RunDir, session: Session, *, source, overrides, world_size: int = 1, **extra) -> None:
@@ -61,22 +64,25 @@ def record_new_run(run: RunDir, session: Session, *, source, overrides, world_si
     )
 
 
-def _csv_row(row: dict[str, Any]) -> dict[str, Any]:
-    return {k: ("" if row.get(k) is None else row.get(k)) for k in METRIC_FIELDS}
+def _csv_row(row: dict[str, Any], columns: list[str]) -> dict[str, Any]:
+    return {k: ("" if row.get(k) is None else row.get(k)) for k in columns}
 
 
 class Recorder:
     """metrics.csv and run.json's status fields for one training process."""
 
-    def __init__(self, run: RunDir, *, enabled: bool = True):
+    def __init__(self, run: RunDir, columns: list[str] | None = None, *, enabled: bool = True):
         self.run = run
+        self.columns = list(columns or METRIC_FIELDS)
         self.enabled = enabled  # False on DDP ranks other than 0
         self._file = None
         self._writer = None
 
     # ------------------------------------------------------------------ metrics.csv
     def open_metrics(self, epoch: int) -> None:
-        """Keep the complete rows up to `epoch` (the checkpoint's), then append from there."""
+        """Keep the complete rows up to `epoch` (the checkpoint's), then append from there.
+
+        The file is rewritten with this run's columns: rows of an older version get empty val_<metric> cells."""
         if not self.enabled:
             return
         rows = self.run.read_metrics() if epoch > 0 else []
@@ -84,17 +90,17 @@ class Recorder:
         rows = [r for r in rows if isinstance(r.get("epoch"), int) and r["epoch"] <= epoch and r.get("seconds") is not None]
         rows = [r for i, r in enumerate(rows) if r["epoch"] == i + 1]
         buf = io.StringIO(newline="")
-        w = csv.DictWriter(buf, fieldnames=METRIC_FIELDS)
+        w = csv.DictWriter(buf, fieldnames=self.columns)
         w.writeheader()
         for r in rows:
-            w.writerow(_csv_row(r))
+            w.writerow(_csv_row(r, self.columns))
         write_text_atomic(self.run.metrics_csv, buf.getvalue())  # a kill here keeps the old file whole
         self._file = open(self.run.metrics_csv, "a", newline="", encoding="utf-8")
-        self._writer = csv.DictWriter(self._file, fieldnames=METRIC_FIELDS)
+        self._writer = csv.DictWriter(self._file, fieldnames=self.columns)
 
     def epoch_row(self, row: dict[str, Any]) -> None:
         if self._writer is not None:
-            self._writer.writerow(_csv_row(row))
+            self._writer.writerow(_csv_row(row, self.columns))
 
     def flush(self) -> None:
         if self._file is not None:

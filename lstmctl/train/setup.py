@@ -1,4 +1,5 @@
-"""What the loop is built from: threads, precision, compile, optimizer, schedule and the data order.
+"""What the loop is built from: threads, precision, compile, optimizer, schedule, the data order and
+the monitor (which column picks best.pt and drives early stopping and the plateau schedule).
 
 Exactness: the data order of epoch e is a permutation drawn from its own generator seeded with
 (seed, e), so it never depends on earlier epochs and a resumed run draws the same batches.
@@ -10,11 +11,15 @@ import math
 import os
 import sys
 import time
+from dataclasses import dataclass
 
 import torch
 
+from lstmctl import metrics
 from lstmctl.config import Config
+from lstmctl.data.base import DataBundle
 from lstmctl.errors import ConfigError
+from lstmctl.evaluation import TAIL_COLUMNS, metric_columns
 
 
 def auto_threads(n_params: int) -> int:
@@ -93,8 +98,9 @@ def make_optimizer(cfg: Config, model: torch.nn.Module) -> torch.optim.Optimizer
     return torch.optim.SGD(params, lr=t.lr, momentum=t.momentum, weight_decay=t.weight_decay)
 
 
-def make_scheduler(cfg: Config, opt, steps_per_epoch: int):
-    """The learning-rate schedule, or None. onecycle steps once per batch, the others once per epoch."""
+def make_scheduler(cfg: Config, opt, steps_per_epoch: int, mode: str = "min"):
+    """The learning-rate schedule, or None. onecycle steps once per batch, the others once per epoch;
+    plateau watches the monitor, in its mode (max: it decays when an accuracy stops rising)."""
     s = cfg.train.scheduler
     sched = torch.optim.lr_scheduler
     if s.name == "step":
@@ -102,7 +108,7 @@ def make_scheduler(cfg: Config, opt, steps_per_epoch: int):
     if s.name == "cosine":
         return sched.CosineAnnealingLR(opt, T_max=cfg.train.epochs, eta_min=s.min_lr)
     if s.name == "plateau":
-        return sched.ReduceLROnPlateau(opt, factor=s.factor, patience=s.patience, min_lr=s.min_lr)
+        return sched.ReduceLROnPlateau(opt, mode=mode, factor=s.factor, patience=s.patience, min_lr=s.min_lr)
     if s.name == "onecycle":
         return sched.OneCycleLR(
             opt,
@@ -155,3 +161,54 @@ def epoch_batches(cfg: Config, n: int, batch_size: int, epoch: int, device: torc
         padded = torch.cat([order, order[: per * dist.world_size - n]]) if per * dist.world_size > n else order
         order = padded[dist.rank :: dist.world_size]
     return list(order.to(device).split(batch_size))
+
+
+# ---------------------------------------------------------------- the monitor
+
+
+@dataclass(frozen=True)
+class Monitors:
+    """The resolved monitors of a run: best.pt and the plateau schedule watch `name`, early stopping `stop`."""
+
+    name: str
+    mode: str  # "min" or "max"
+    stop: str | None  # None without train.early_stopping
+    stop_mode: str
+
+
+def recorded_columns(data: DataBundle) -> list[str]:
+    """The metrics.csv columns a monitor can name: the losses and val_<metric>s the run fills in."""
+    cols = [c for c in metric_columns(data) if c != "epoch" and c not in TAIL_COLUMNS]
+    return cols if data.val is not None else [c for c in cols if c != "val_loss"]
+
+
+def monitors(cfg: Config, data: DataBundle) -> Monitors:
+    """train.monitor / monitor_mode / early_stopping.monitor resolved for this dataset, or a ConfigError
+    naming the columns the run records when a monitor names one it never fills in."""
+    t = cfg.train
+    name = t.monitor or ("val_loss" if data.val is not None else "train_loss")
+    _check_recorded("train.monitor", name, data)
+    mode = metrics.mode_for(name) if t.monitor_mode == "auto" else t.monitor_mode
+    es = t.early_stopping
+    if es is None:
+        return Monitors(name, mode, None, "min")
+    stop = es.monitor or name
+    if stop == "val_loss" and data.val is None:
+        stop = "train_loss"  # as always: early_stopping.monitor's old default, val_loss, means the train loss here
+    _check_recorded("train.early_stopping.monitor", stop, data)
+    return Monitors(name, mode, stop, mode if stop == name else metrics.mode_for(stop))
+
+
+def check_monitor(cfg: Config, data: DataBundle) -> None:
+    """Refuse a monitor the run would never record, before any run directory exists (train, resume --new-run)."""
+    monitors(cfg, data)
+
+
+def _check_recorded(key: str, name: str, data: DataBundle) -> None:
+    recorded = recorded_columns(data)
+    if name in recorded:
+        return
+    hint = ""
+    if name.startswith("val_") and data.val is None:
+        hint = "; val_* columns need a validation split (set train.val_fraction, e.g. 0.1)"
+    raise ConfigError(f"{key}: {name!r} is not a column this run records; it records {', '.join(recorded)}{hint}")

@@ -2,7 +2,8 @@
 
 last.pt = where training stands (completed epochs; inside the next one: steps done, their losses and
 seconds, the carried state of a stateful run) + model, optimizer, scheduler and GradScaler state +
-best value/epoch/monitor + early-stopping counters + every global RNG + the resolved config.
+best value/epoch/monitor/mode + early-stopping counters (best, bad epochs, monitor, mode) + every global
+RNG + the resolved config. A last.pt written before monitors had modes (no "mode") watched a loss: min.
 Restored in full, a run continues bit-for-bit on CPU (the data order never depends on the past:
 train/setup.epoch_order). The keys are a file format: old last.pt files must keep resuming.
 File IO (atomic writes, safe loads, RNG capture) is lstmctl/checkpoint.py.

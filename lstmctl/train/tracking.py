@@ -20,7 +20,8 @@ def require_tensorboard():
 
 
 class TensorBoardLogger:
-    """Scalars per epoch (train/val loss, learning rate, epoch seconds) into <run>/tensorboard/.
+    """Scalars per epoch (train/val loss, val_<metric> as val/<metric>, learning rate, epoch seconds)
+    into <run>/tensorboard/.
 
     Disabled (logging.tensorboard: false, or a DDP rank other than 0), it does nothing and needs nothing.
     """
@@ -32,9 +33,10 @@ class TensorBoardLogger:
         if self.writer is None:
             return
         epoch = row["epoch"]
-        for key in ("train_loss", "val_loss", "lr", "seconds"):
-            if row.get(key) is not None:
-                self.writer.add_scalar(key.replace("_", "/", 1) if key.endswith("loss") else key, row[key], epoch)
+        for key, value in row.items():
+            if key != "epoch" and value is not None:
+                tag = key.replace("_", "/", 1) if key.endswith("loss") or key.startswith("val_") else key
+                self.writer.add_scalar(tag, value, epoch)
 
     def close(self) -> None:
         if self.writer is not None:
