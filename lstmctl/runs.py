@@ -26,10 +26,23 @@ except ImportError:  # pragma: no cover - not POSIX
 
 RUN_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
 DEFAULT_RUNS_DIR = "runs"
+GROUPS_DIR = ".groups"  # <runs>/.groups/<group id>.json: the records of groups.py (list_runs skips dot-folders)
 
 
 def runs_root(runs_dir: str | os.PathLike | None = None) -> Path:
     return Path(runs_dir or os.environ.get("LSTMCTL_RUNS_DIR") or DEFAULT_RUNS_DIR)
+
+
+def group_record_path(root: Path, group_id: str) -> Path:
+    return root / GROUPS_DIR / f"{group_id}.json"
+
+
+def group_ids(root: Path) -> list[str]:
+    """The ids of the groups recorded under `root` (see groups.py), for keeping run ids apart from them."""
+    folder = root / GROUPS_DIR
+    if not folder.is_dir():
+        return []
+    return sorted(p.stem for p in folder.glob("*.json") if RUN_ID_RE.match(p.stem))
 
 
 def utcnow() -> str:
@@ -288,6 +301,8 @@ def create_run(name: str, runs_dir: str | os.PathLike | None = None) -> RunDir:
     for n in range(1, 10_000):
         rid = base if n == 1 else f"{base}-{n}"
         path = root / rid
+        if group_record_path(root, rid).exists():  # a group's id is never a run's
+            continue
         try:
             path.mkdir()  # exclusive: fails if another process took this id first
         except FileExistsError:
@@ -336,6 +351,10 @@ def find_run(ref: str, runs_dir: str | os.PathLike | None = None) -> RunDir:
         return exact[0]
     matches = [r for r in runs if r.id.startswith(ref)]
     if not matches:
+        groups = [g for g in group_ids(root) if g.startswith(ref)]
+        if len(groups) == 1:  # a command that reads groups resolves them first (groups.resolve); this one cannot
+            raise UserError(f"{groups[0]} is a group of runs, and this command takes a single run; "
+                            f"`lstmctl show {groups[0]}` lists its runs")
         raise UserError(f"no run {ref!r} in {root}; `lstmctl runs` lists them")
     if len(matches) > 1:
         shown = ", ".join(r.id for r in matches[:5]) + (" ..." if len(matches) > 5 else "")

@@ -41,7 +41,7 @@ def test_train_eval_plot_leave_a_complete_run(cli, write_config, runs_dir):
 
     rows = list(csv.DictReader(open(run / "metrics.csv")))
     assert [int(r["epoch"]) for r in rows] == [1, 2, 3, 4]
-    assert set(rows[0]) == {"epoch", "train_loss", "val_loss", "lr", "seconds"}
+    assert set(rows[0]) == {"epoch", "train_loss", "val_loss", "val_mae", "val_rmse", "val_r2", "lr", "seconds"}
     assert all(float(r["val_loss"]) > 0 and float(r["lr"]) == 0.02 for r in rows)
 
     last = ckpt.load(run / "checkpoints" / "last.pt")

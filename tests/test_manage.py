@@ -105,6 +105,14 @@ def test_sweep_runs_every_combination(cli, write_config, tmp_path, runs_dir):
         assert saved["train"]["val_fraction"] == 0.25
 
 
+def test_sweep_ranks_a_max_mode_monitor_highest_first(cli, write_config, tmp_path):
+    r = cli("sweep", write_config(), "--grid", "train.lr=0.001,0.03", "--set", "train.val_fraction=0.25",
+            "--set", "train.monitor=val_r2", "--out-dir", tmp_path, "--json")
+    rows = json.loads(r.stdout)["results"]
+    assert [row["monitor"] for row in rows] == ["val_r2"] * 2 and [row["mode"] for row in rows] == ["max"] * 2
+    assert rows[0]["best"] >= rows[1]["best"]  # R² goes up: the highest is the best
+
+
 def test_sweep_validates_every_combination_before_training(cli, write_config, runs_dir):
     r = cli("sweep", write_config(), "--grid", "model.hidden_size=3,-1", ok=False)
     assert r.exit_code == 2 and "model.hidden_size" in r.output

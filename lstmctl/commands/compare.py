@@ -1,4 +1,9 @@
-"""`lstmctl compare`: overlay the loss curves of runs in one figure, list the config keys that differ."""
+"""`lstmctl compare`: overlay the loss curves of runs in one figure, list the config keys that differ.
+
+Two groups (`compare GROUP_A GROUP_B`): the difference of the headline metric (test accuracy for
+classification, test mse otherwise, from the runs' eval.json), mean(B) - mean(A), with its 95%
+interval and Welch's t-test (lstmctl/stats.py), and a plain verdict: beyond or within seed noise.
+"""
 
 from __future__ import annotations
 
@@ -9,10 +14,12 @@ from typing import Any
 from rich.table import Table
 
 from lstmctl import config
-from lstmctl.commands.output import console, fmt, print_json, run_row
+from lstmctl.commands.output import console, fmt, headline_key, interval, mean_std, print_json, read_eval, run_row, say
 from lstmctl.errors import UserError
-from lstmctl.plots import plot_compare
-from lstmctl.runs import RunDir, find_run
+from lstmctl.groups import Group, member_info, members_or_error, resolve
+from lstmctl.plots import plot_compare, plot_compare_groups
+from lstmctl.runs import RunDir
+from lstmctl.stats import finite_values, summarize, welch
 
 
 def flatten(d: dict, prefix: str = "") -> dict[str, Any]:
@@ -27,19 +34,25 @@ def flatten(d: dict, prefix: str = "") -> dict[str, Any]:
     return out
 
 
+def flat_config(run: RunDir) -> dict[str, Any]:
+    if not run.config_path.exists():
+        raise UserError(f"run {run.id} is damaged: it has no config.yaml")
+    return flatten(config.read_yaml(run.config_path))
+
+
+def differences(flats: list[dict[str, Any]]) -> dict[str, list]:
+    """The keys whose values are not all the same, with one value per config."""
+    keys = sorted(set().union(*flats))
+    return {k: [f.get(k) for f in flats] for k in keys if len({json.dumps(f.get(k), sort_keys=True) for f in flats}) > 1}
+
+
 def compare_runs(runs: list[RunDir], out: Path, figure_format: str = "png") -> dict[str, Any]:
     """The figure's path, the config keys whose values differ (one value per run) and each run's results."""
     if len(runs) < 2:
         raise UserError("compare needs at least two runs")
     if len({r.id for r in runs}) < len(runs):
         raise UserError("compare was given the same run twice")
-    flats = []
-    for r in runs:
-        if not r.config_path.exists():
-            raise UserError(f"run {r.id} is damaged: it has no config.yaml")
-        flats.append(flatten(config.read_yaml(r.config_path)))
-    keys = sorted(set().union(*flats))
-    differ = {k: [f.get(k) for f in flats] for k in keys if len({json.dumps(f.get(k), sort_keys=True) for f in flats}) > 1}
+    differ = differences([flat_config(r) for r in runs])
     rows = []
     for r in runs:
         row = run_row(r)
@@ -49,8 +62,72 @@ def compare_runs(runs: list[RunDir], out: Path, figure_format: str = "png") -> d
     return {"figure": str(figure), "differences": differ, "runs": rows}
 
 
+def headline_of(group: Group) -> tuple[str, list[float], list[str]]:
+    """(metric, values, run ids): the group's headline metric (test accuracy for classification, test mse
+    otherwise) from its runs' eval.json. A run that could be evaluated but has no test eval.json is an error."""
+    members = members_or_error(group)
+    keys, values, ids, missing = set(), [], [], []
+    for run in members:
+        ev = read_eval(run)
+        if not ev or ev.get("split") != "test" or not isinstance(ev.get("metrics"), dict):
+            if run.checkpoint("best").exists():
+                missing.append(run.id)
+            else:
+                say(f"left out {run.id} of {group.id}: it has no checkpoint to evaluate (status {run.status()})")
+            continue
+        key = headline_key(ev.get("task") or member_info(run).get("task"))
+        keys.add(key)
+        if finite_values([ev["metrics"].get(key)]):
+            values.append(float(ev["metrics"][key]))
+            ids.append(run.id)
+        else:
+            say(f"left out {run.id} of {group.id}: its test {key} is {ev['metrics'].get(key)}")
+    if missing:
+        raise UserError(f"{len(missing)} of the {len(members)} runs of group {group.id} have no test eval.json "
+                        f"(e.g. {missing[0]}); run `lstmctl eval {group.id}` first")
+    if len(keys) > 1:
+        raise UserError(f"the runs of group {group.id} are of different tasks ({', '.join(sorted(keys))}); they cannot be compared")
+    return (keys.pop() if keys else "mse"), values, ids
+
+
+def compare_groups(a: Group, b: Group, out: Path, figure_format: str = "png") -> dict[str, Any]:
+    """The difference of the headline metric, mean(b) - mean(a), with its 95% interval, Welch's t-test
+    and the verdict; the config keys that differ; the figure of mean curves with a +-std band."""
+    if a.id == b.id:
+        raise UserError("compare was given the same group twice")
+    (ka, va, ia), (kb, vb, ib) = headline_of(a), headline_of(b)
+    if ka != kb:
+        raise UserError(f"group {a.id} is judged by test {ka} and group {b.id} by test {kb}; compare groups of one task")
+    if len(va) < 2 or len(vb) < 2:
+        raise UserError(f"Welch's t-test needs at least two evaluated runs in each group ({a.id}: {len(va)}, {b.id}: {len(vb)}); "
+                        "train three or more seeds (--seeds 3)")
+    test = welch(va, vb)
+    flats = []
+    for g in (a, b):
+        flat = flat_config(g.members()[0])
+        flat.pop("seed", None)  # the seeds differ within a group, not between the groups
+        flats.append(flat)
+    figure = plot_compare_groups([(g.id, g.members()) for g in (a, b)], out, figure_format)
+    return {
+        "groups": [a.id, b.id],
+        "metric": f"test {ka}",
+        "higher_is_better": ka == "accuracy",
+        "a": {"group": a.id, "runs": ia, "values": va, **summarize(va)},
+        "b": {"group": b.id, "runs": ib, "values": vb, **summarize(vb)},
+        **{k: test[k] for k in ("difference", "ci95", "p_value", "t", "df", "test", "alpha", "verdict")},
+        "differences": differences(flats),
+        "figure": str(figure),
+    }
+
+
 def compare(refs: list[str], out: Path, figure_format: str = "png", runs_dir=None, json_out: bool = False) -> None:
-    result = compare_runs([find_run(r, runs_dir) for r in refs], out, figure_format)
+    found = [resolve(r, runs_dir) for r in refs]
+    groups = [f for f in found if isinstance(f, Group)]
+    if groups:
+        if len(groups) != len(found) or len(found) != 2:
+            raise UserError("compare takes two or more runs, or exactly two groups (GROUP_A GROUP_B), not a mix")
+        return _print_groups(compare_groups(groups[0], groups[1], out, figure_format), json_out)
+    result = compare_runs(found, out, figure_format)
     if json_out:
         print_json(result)
         return
@@ -62,7 +139,30 @@ def compare(refs: list[str], out: Path, figure_format: str = "png", runs_dir=Non
         table.add_row(key, *[fmt(v) for v in values])
     table.add_section()
     table.add_row("epochs done", *[fmt(r["epochs_done"]) for r in result["runs"]])
-    table.add_row("best loss", *[f"{fmt(r['best_value'])} ({r['best_monitor']})" for r in result["runs"]])
+    table.add_row("best", *[f"{fmt(r['best_value'])} ({r['best_monitor']})" for r in result["runs"]])
     table.add_row("eval", *[f"{r['metric']} {fmt(r['metric_value'])}" if r["metric"] else "—" for r in result["runs"]])
     console().print(table)
+    print(result["figure"])
+
+
+def _print_groups(result: dict[str, Any], json_out: bool) -> None:
+    if json_out:
+        print_json(result)
+        return
+    a, b = result["a"], result["b"]
+    table = Table(title="config keys that differ")
+    table.add_column("key")
+    for g in (a, b):
+        table.add_column(g["group"], overflow="fold")
+    for key, values in result["differences"].items():
+        table.add_row(key, *[fmt(v) for v in values])
+    table.add_section()
+    table.add_row("runs", *[str(g["n"]) for g in (a, b)])
+    table.add_row(f"{result['metric']} (mean ± std)", *[mean_std(g) for g in (a, b)])
+    table.add_row("95% interval of the mean", *[interval(g["ci95"]) for g in (a, b)])
+    console().print(table)
+    d, p = result["difference"], result["p_value"]
+    print(f"difference in {result['metric']} (second − first): {d:+.4g}, 95% interval {interval(result['ci95'])}")
+    stat = "no spread in either group" if result["t"] is None else f"t = {result['t']:.3g}, df = {result['df']:.3g}"
+    print(f"{result['test']}: {stat}, p = {p:.3g}: {result['verdict']} (p {'<' if p < result['alpha'] else '≥'} {result['alpha']})")
     print(result["figure"])

@@ -7,10 +7,11 @@ from typing import Any
 
 from rich.table import Table
 
-from lstmctl.commands.output import console, print_json
+from lstmctl.commands.output import console, print_json, say, stats_table
 from lstmctl.errors import UserError
 from lstmctl.evaluation import score
-from lstmctl.runs import RunDir, find_run, write_json
+from lstmctl.groups import Group, aggregate, members_or_error, resolve
+from lstmctl.runs import RunDir, write_json
 from lstmctl.session import open_run
 
 SPLITS = ("test", "val", "train")
@@ -32,10 +33,36 @@ def evaluate_run(run: RunDir, checkpoint: str = "best", split: str = "test") -> 
     return result
 
 
+def evaluate_group(group: Group, checkpoint: str = "best", split: str = "test") -> dict[str, Any]:
+    """Evaluate every run of the group that has the checkpoint (each writes its eval.json) and aggregate
+    each scalar metric: {"group", "runs", "split", "checkpoint", "metrics": {name: {mean, std, n, ci95}}}."""
+    results, skipped = [], []
+    for run in members_or_error(group):
+        if not run.checkpoint(checkpoint).exists():
+            say(f"skipped {run.id}: it has no {checkpoint}.pt yet (status {run.status()})")
+            skipped.append(run.id)
+            continue
+        results.append(evaluate_run(run, checkpoint, split))
+    if not results:
+        raise UserError(f"no run of group {group.id} has a {checkpoint}.pt checkpoint to evaluate")
+    return {"group": group.id, "runs": [r["run"] for r in results], "split": split, "checkpoint": checkpoint,
+            "metrics": aggregate([r["metrics"] for r in results]), **({"skipped": skipped} if skipped else {})}
+
+
 def evaluate(ref: str, checkpoint: str = "best", split: str = "test", runs_dir=None, json_out: bool = False) -> None:
     if split not in SPLITS:
         raise UserError(f"--split must be test, val or train, got {split!r}")
-    run = find_run(ref, runs_dir)
+    found = resolve(ref, runs_dir)
+    if isinstance(found, Group):
+        result = evaluate_group(found, checkpoint, split)
+        if json_out:
+            print_json(result)
+            return
+        print(f"{found.id}: {split} split, {checkpoint} checkpoint, mean of {len(result['runs'])} runs")
+        console().print(stats_table(result["metrics"]))
+        say(f"wrote eval.json in each of the {len(result['runs'])} runs")
+        return
+    run = found
     result = evaluate_run(run, checkpoint, split)
     if json_out:
         print_json(result)

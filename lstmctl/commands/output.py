@@ -12,11 +12,17 @@ from datetime import datetime
 from typing import Any
 
 from rich.console import Console
+from rich.table import Table
 
 from lstmctl.errors import UserError
 from lstmctl.runs import RunDir
 
 HEADLINE = {"classification": "accuracy", "classification_step": "accuracy"}  # regression: mse
+
+
+def headline_key(task: str | None) -> str:
+    """The metric a result is judged by: test accuracy for classification, test mse otherwise."""
+    return HEADLINE.get(task or "", "mse")
 
 
 def console() -> Console:
@@ -52,11 +58,16 @@ def training_done(run: RunDir, summary: dict | None, *, json_out: bool, message:
     if summary is None:
         say(message or "")
     else:
-        best = summary["best"]
-        best_txt = f"best {best['monitor']} {best['value']:.4g} at epoch {best['epoch']}" if best["value"] is not None else "no finite loss"
-        say(f"finished {run.id}: {summary['epochs_done']} epochs ({summary['stop_reason']}), {best_txt}")
+        say(finished_line(run, summary))
     print(f"run id:  {run.id}")
     print(f"run dir: {run.path}")
+
+
+def finished_line(run: RunDir, summary: dict) -> str:
+    """"finished RUN: N epochs (why), best MONITOR VALUE at epoch E": how a training ends, for people."""
+    best = summary["best"]
+    best_txt = f"best {best['monitor']} {best['value']:.4g} at epoch {best['epoch']}" if best["value"] is not None else "no finite loss"
+    return f"finished {run.id}: {summary['epochs_done']} epochs ({summary['stop_reason']}), {best_txt}"
 
 
 # ---------------------------------------------------------------- one run, summed up (runs, compare)
@@ -74,7 +85,7 @@ def headline(run: RunDir, task: str | None) -> tuple[str, float] | None:
     ev = read_eval(run)
     if not ev or not isinstance(ev.get("metrics"), dict):
         return None
-    key = HEADLINE.get(task or ev.get("task", ""), "mse")
+    key = headline_key(task or ev.get("task", ""))
     value = ev["metrics"].get(key)
     return (f"{ev.get('split', 'test')} {key}", value) if isinstance(value, (int, float)) else None
 
@@ -97,11 +108,14 @@ def run_row(run: RunDir) -> dict[str, Any]:
         if not isinstance(info, dict):
             raise UserError("run.json is not an object")
     except UserError as e:
-        return {"id": run.id, "status": "damaged", "problem": str(e)}
-    best = info.get("best") or {}
+        return {"id": run.id, "kind": "run", "status": "damaged", "problem": str(e)}
+    best = info.get("best") if isinstance(info.get("best"), dict) else {}
     head = headline(run, info.get("task"))
     return {
         "id": run.id,
+        "kind": "run",
+        "group": info.get("group"),
+        "seed": info.get("seed"),
         "name": info.get("name"),
         "dataset": info.get("dataset"),
         "model": info.get("model"),
@@ -109,10 +123,46 @@ def run_row(run: RunDir) -> dict[str, Any]:
         "epochs_done": info.get("epochs_done"),
         "epochs": info.get("epochs"),
         "best_monitor": best.get("monitor"),
+        "best_mode": best_mode(best),
         "best_value": best.get("value"),
+        "best_epoch": best.get("epoch"),
         "metric": head[0] if head else None,
         "metric_value": head[1] if head else None,
         "created": info.get("created"),
         "duration_s": _duration(info),
         "sweep": info.get("sweep"),
     }
+
+
+def best_mode(best: dict) -> str | None:
+    """run.json best's mode: "min" or "max"; runs written before monitors had modes watched a loss (min)."""
+    if not best.get("monitor"):
+        return None
+    return best.get("mode") if best.get("mode") in ("min", "max") else "min"
+
+
+def monitor_cell(row: dict) -> str:
+    """The monitored metric and which way is better, e.g. "val_accuracy (max)"."""
+    return f"{row['best_monitor']} ({row['best_mode']})" if row.get("best_monitor") else "—"
+
+
+def mean_std(s: dict | None, digits: int = 4) -> str:
+    """A summarize() result as "mean ± std" ("mean" alone for one value, "—" for none)."""
+    if not s or s.get("mean") is None:
+        return "—"
+    return fmt(s["mean"], digits) + ("" if s.get("std") is None else f" ± {fmt(s['std'], 2)}")
+
+
+def interval(ci: list | None, digits: int = 4) -> str:
+    return "—" if not ci else f"[{fmt(ci[0], digits)}, {fmt(ci[1], digits)}]"
+
+
+def stats_table(metrics: dict[str, dict], title: str | None = None, label: str = "metric") -> Table:
+    """One row per aggregated metric: mean, std (ddof=1), the 95% interval of the mean (Student's t), n."""
+    table = Table(title=title)
+    table.add_column(label)
+    for col in ("mean", "std", "95% interval", "n"):
+        table.add_column(col, justify="right")
+    for name, s in metrics.items():
+        table.add_row(name, fmt(s["mean"], 6), fmt(s["std"], 3), interval(s["ci95"]), str(s["n"]))
+    return table

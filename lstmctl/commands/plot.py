@@ -1,11 +1,13 @@
-"""`lstmctl plot`: write a run's figures into its plots/ folder and print their paths."""
+"""`lstmctl plot`: write a run's figures into its plots/ folder and print their paths (a group: each run's)."""
 
 from __future__ import annotations
 
+from lstmctl.groups import Group, members_or_error, resolve
 from lstmctl.plots import plot_run
-from lstmctl.runs import find_run
 
 
 def plot(ref: str, figure_format: str = "png", checkpoint: str = "best", runs_dir=None) -> None:
-    for path in plot_run(find_run(ref, runs_dir), figure_format, checkpoint):
-        print(path)
+    found = resolve(ref, runs_dir)
+    for run in members_or_error(found) if isinstance(found, Group) else [found]:
+        for path in plot_run(run, figure_format, checkpoint):
+            print(path)

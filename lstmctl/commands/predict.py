@@ -16,7 +16,8 @@ import numpy as np
 from lstmctl.api import Run
 from lstmctl.errors import UserError
 from lstmctl.evaluation import predict as model_outputs
-from lstmctl.runs import RunDir, find_run, write_text_atomic
+from lstmctl.groups import single_run
+from lstmctl.runs import RunDir, write_text_atomic
 
 
 def predict_file(run: RunDir, input_path: Path, output: Path | None) -> tuple[str, int]:
@@ -81,7 +82,7 @@ def to_csv(values: np.ndarray, task, labels, target_names) -> str:
 
 
 def predict(ref: str, input_path: Path, output: Path | None = None, runs_dir=None) -> None:
-    text, n = predict_file(find_run(ref, runs_dir), input_path, output)
+    text, n = predict_file(single_run(ref, runs_dir, "predict"), input_path, output)
     if output is None:
         sys.stdout.write(text)
     else:

@@ -26,13 +26,17 @@ from typing import Any
 
 from lstmctl import checkpoint as ckpt
 from lstmctl import config as config_mod
-from lstmctl.commands.output import say, training_done
-from lstmctl.errors import UserError
+from lstmctl.commands.output import finished_line, print_json, say, training_done
+from lstmctl.commands.seeds import group_interrupted
+from lstmctl.commands.train import start_training
+from lstmctl.errors import Interrupted, LstmctlError, RunFailed, UserError
+from lstmctl.groups import Group, member_info, members_or_error, resolve_group, single_run
 from lstmctl.models.layers import describe_kernel
 from lstmctl.runs import RunDir, create_run, find_run, utcnow
 from lstmctl.session import load_data_state, open_session
 from lstmctl.train.loop import Trainer
 from lstmctl.train.recorder import record_new_run
+from lstmctl.train.setup import check_monitor
 
 RESUMABLE_KEYS = ("epoch", "model", "optimizer", "best", "early_stopping", "rng")
 EARLY_STOPS = ("early_stopping", "stop_at_loss")
@@ -48,9 +52,61 @@ class ResumeResult:
 
 def resume(ref: str, runs_dir=None, *, epochs: int | None = None, source: str = "last", new_run: bool = False,
            overrides: list[str] | None = None, quiet: bool = False, json_out: bool = False) -> None:
-    """The command: resume, then print how it ended (as `train` does)."""
+    """The command: resume, then print how it ended (as `train` does). A group resumes its unfinished runs."""
+    if new_run:
+        single_run(ref, runs_dir, "resume --new-run")  # a group is refused here, in one line
+    elif (group := resolve_group(ref, runs_dir)) is not None:
+        if overrides or source != "last":
+            raise UserError(f"{group.id} is a group: resume GROUP continues its runs in place from last.pt (no --set, no --from best)")
+        return resume_group(group, epochs=epochs, quiet=quiet, json_out=json_out)
     r = resume_run(ref, runs_dir, epochs=epochs, source=source, new_run=new_run, overrides=overrides, quiet=quiet or json_out)
     training_done(r.run, r.summary, json_out=json_out, message=r.message)
+
+
+def resume_group(group: Group, *, epochs: int | None = None, quiet: bool = False, json_out: bool = False) -> None:
+    """Continue every unfinished run of a group (completed ones are skipped with a line each); start the
+    seeds that never started from the group's record. A run that fails is reported and the others go on."""
+    if epochs is not None and epochs < 1:
+        raise UserError(f"--epochs must be at least 1, got {epochs}")
+    record = group.record()
+    members = group.members() if record.get("config") else members_or_error(group)
+    by_seed = {member_info(r).get("seed"): r for r in members}
+    done: dict[str, list] = {"resumed": [], "started": [], "skipped": [], "failed": []}
+    for seed in dict.fromkeys([*(record.get("seeds") or []), *by_seed]):  # the planned seeds, then any other member
+        run = by_seed.get(seed)
+        try:
+            if run is None:  # never started (the group was stopped before its turn): start it as train --seeds would
+                if not isinstance(record.get("config"), dict):
+                    raise UserError(f"seed {seed} never started and {group.record_path} holds no config to start it from")
+                cfg = config_mod.validate({**record["config"], "seed": seed})
+                run, summary = start_training(cfg, group.root, source=record.get("source"), group=group.id, quiet=quiet or json_out,
+                                              overrides=[*(record.get("overrides") or []), f"seed={seed}"])
+                done["started"].append(run.id)
+            elif run.status() == "completed" and epochs is None:
+                say(f"skipped {run.id} (seed {seed}): completed")
+                done["skipped"].append(run.id)
+                continue
+            else:
+                r = resume_run(run.id, group.root, epochs=epochs, quiet=quiet or json_out)
+                summary = r.summary
+                (done["resumed"] if summary is not None else done["skipped"]).append(run.id)
+                if summary is None:
+                    say(r.message)
+                    continue
+        except Interrupted as e:
+            raise group_interrupted(group, e) from None
+        except LstmctlError as e:
+            done["failed"].append({"seed": seed, "run": run.id if run is not None else None, "error": str(e)})
+            say(f"group {group.id}: seed {seed} failed: {e}")
+            continue
+        if not json_out:
+            say(finished_line(run, summary) + f" (seed {seed})")
+    if json_out:
+        print_json({"group": group.id, "runs": [r.id for r in group.members()], **done})
+    else:
+        print(f"group id: {group.id}")
+    if done["failed"]:
+        raise RunFailed(f"group {group.id}: {len(done['failed'])} run(s) could not be resumed; the others finished")
 
 
 def resume_run(
@@ -209,6 +265,7 @@ def _new_run_from(parent: RunDir, source: str, epochs: int | None, overrides, ru
         cfg = cfg.model_copy(update={"train": cfg.train.model_copy(update={"epochs": epochs})})
     same_data = cfg.data == parent.load_config().data
     session = open_session(cfg, data_state=load_data_state(parent.data_state) if same_data else None)  # the parent's scaler
+    check_monitor(cfg, session.data)  # e.g. --set train.monitor=...: checked before the new run directory exists
     try:
         session.model.load_state_dict(state["model"])
     except (RuntimeError, KeyError, TypeError) as e:

@@ -1,4 +1,5 @@
-"""`lstmctl sweep`: one run per combination of --grid values, then a table (and CSV) best first.
+"""`lstmctl sweep`: one run per combination of --grid values, then a table (and CSV) best first: ranked by
+the monitored value (train.monitor) in its mode, highest first for a max-mode metric such as val_accuracy.
 
 Every combination is validated before the first run starts; each run is an ordinary `train` run
 (commands.train.start_training) tagged with the sweep's id in run.json.
@@ -15,7 +16,7 @@ from pathlib import Path
 from rich.table import Table
 
 from lstmctl import config
-from lstmctl.commands.output import console, fmt, print_json
+from lstmctl.commands.output import best_mode, console, fmt, print_json
 from lstmctl.commands.train import start_training
 from lstmctl.errors import UserError
 from lstmctl.runs import write_text_atomic
@@ -52,6 +53,13 @@ def grid_overrides(grid: list[str]) -> list[list[str]]:
     return [list(combo) for combo in itertools.product(*axes)]
 
 
+def rank(row: dict) -> tuple:
+    """Best first by the monitored value in its mode (max: highest first); runs without a value last."""
+    if row["best"] is None:
+        return (True, 0.0)
+    return (False, -row["best"] if row["mode"] == "max" else row["best"])
+
+
 def run_sweep(config_path: Path, grid: list[str], sets: list[str] | None, runs_dir=None, out_dir: Path = Path("."),
               quiet: bool = True) -> dict:
     """Train every combination; returns {"sweep": id, "csv": path, "results": rows best first}."""
@@ -66,9 +74,9 @@ def run_sweep(config_path: Path, grid: list[str], sets: list[str] | None, runs_d
         run.update(sweep=sweep_id)
         best = summary["best"]
         results.append({"run": run.id, **{c.split("=", 1)[0]: c.split("=", 1)[1] for c in combo},
-                        "monitor": best["monitor"], "best": best["value"], "best_epoch": best["epoch"],
+                        "monitor": best["monitor"], "mode": best_mode(best), "best": best["value"], "best_epoch": best["epoch"],
                         "epochs_done": summary["epochs_done"]})
-    results.sort(key=lambda r: (r["best"] is None, r["best"] if r["best"] is not None else 0.0))
+    results.sort(key=rank)
     path = Path(out_dir) / f"sweep-{sweep_id}.csv"
     buf = io.StringIO()
     w = csv.DictWriter(buf, fieldnames=list(results[0]))

@@ -2,6 +2,7 @@
 
     plot_run(run, fmt="png", checkpoint="best")   loss.<fmt>, plus the per-task figures of its dataset
     plot_compare(runs, out, fmt="png")            the loss curves of several runs on one axis
+    plot_compare_groups([(label, runs)], out)     per group of seeds: mean curves with a +-std band
 
 Run-level figures (any dataset) live in run.py; per-task figures, chosen by the type of the
 dataset's facts, in tasks.py; the backend, formats and saving in common.py.
@@ -14,12 +15,12 @@ from pathlib import Path
 import torch
 
 from lstmctl.plots.common import FORMATS, check_format
-from lstmctl.plots.run import plot_compare, plot_loss
+from lstmctl.plots.run import plot_compare, plot_compare_groups, plot_loss
 from lstmctl.plots.tasks import FIGURES, figure_for
 from lstmctl.runs import RunDir
 from lstmctl.session import open_run
 
-__all__ = ["FIGURES", "FORMATS", "figure_for", "plot_compare", "plot_loss", "plot_run"]
+__all__ = ["FIGURES", "FORMATS", "figure_for", "plot_compare", "plot_compare_groups", "plot_loss", "plot_run"]
 
 
 def plot_run(run: RunDir, fmt: str = "png", checkpoint: str = "best") -> list[Path]:
