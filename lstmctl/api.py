@@ -5,6 +5,8 @@
     run.metrics           # list of dicts, one per epoch (metrics.csv)
     run.model             # nn.Module on CPU, eval mode, best checkpoint
     run.predict(x)        # numpy array of outputs (regression in the target's units, class probabilities)
+    run.inspect(x)        # every gate and state: {(layer, direction, gate): (time, units) array}
+    group_runs("GROUP")   # the runs of a group of seeds, as a list of Run
 
 A Run reopens its session (lstmctl.session.open_run) on first use of .model, .data or .predict.
 """
@@ -21,8 +23,10 @@ from lstmctl.config import Config
 from lstmctl.data.base import DataBundle
 from lstmctl.errors import UserError
 from lstmctl.evaluation import predict
+from lstmctl.inspection import gate_arrays
 from lstmctl.registry import DATASETS
-from lstmctl.runs import RunDir, find_run
+from lstmctl.groups import Group, members_or_error, resolve, single_run
+from lstmctl.runs import RunDir
 from lstmctl.session import OpenedRun, open_run
 
 
@@ -87,6 +91,12 @@ class Run:
             return torch.softmax(out, dim=-1).numpy()
         return self.data.inverse_target(out).numpy()
 
+    def inspect(self, x) -> dict[tuple[int, str, str], np.ndarray]:
+        """Every gate and state of the model for inputs x, keyed (layer, direction, gate), e.g.
+        (0, "forward", "forget"): (time, units) arrays for one sequence (steps, features),
+        (sequences, time, units) for a batch; raw inputs, scaled as the run's training inputs were."""
+        return gate_arrays(self.model, self.data, x)
+
     def prediction_inputs(self, path: Path):
         """(x, labels) built from a data file the way the dataset built its training inputs; None if it cannot."""
         entry = DATASETS.get(self.config.data["name"])
@@ -96,4 +106,13 @@ class Run:
 
 
 def load_run(run: str = "latest", runs_dir: str | None = None, checkpoint: str = "best") -> Run:
-    return Run(find_run(run, runs_dir), checkpoint)
+    """One run by id, unique prefix or "latest"; a group's id is refused (load each of its runs)."""
+    return Run(single_run(run, runs_dir, "load_run"), checkpoint)
+
+
+def group_runs(group: str, runs_dir: str | None = None, checkpoint: str = "best") -> list[Run]:
+    """The runs of a group of seeds (`lstmctl train CONFIG --seeds N`), by seed."""
+    found = resolve(group, runs_dir)
+    if not isinstance(found, Group):
+        raise UserError(f"{found.id} is a run, not a group; load it with load_run")
+    return [Run(r, checkpoint) for r in members_or_error(found)]

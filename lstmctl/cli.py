@@ -2,7 +2,9 @@
 
 THE LAZY-IMPORT RULE (the one place it is written): `lstmctl --help` must stay instant, so this module
 imports only typer and lstmctl.errors at the top. Each command imports its lstmctl.commands module inside
-the function (those pull in torch, matplotlib and rich); everywhere else in lstmctl, imports sit at the top.
+the function (those pull in torch, matplotlib and rich); everywhere else in lstmctl, lstmctl imports sit at the
+top. Outside this file only optional extras (TensorBoard, torch's launcher), platform modules (fcntl) and
+heavy libraries that a single function needs (scipy.stats for group statistics, ~2 s) are imported where used.
 Typer's docs split a CLI into one module per command group with its own Typer app; here the apps stay in
 this file and the work moves to lstmctl.commands, so declaring the options never imports a command module.
 """
@@ -44,6 +46,7 @@ Sets = Annotated[
     typer.Option("--set", "-s", help="Override a config key, e.g. --set train.lr=0.003 (value parsed as YAML). Repeatable."),
 ]
 RunRef = Annotated[str, typer.Argument(help="Run id, a unique prefix of one, or 'latest'.")]
+ReadRef = Annotated[str, typer.Argument(help="Run or group id, a unique prefix of one, or 'latest' (the newest run).")]
 Checkpoint = Annotated[str, typer.Option("--checkpoint", "-c", help="best or last.")]
 ConfigFile = Annotated[Path, typer.Argument(help="YAML config file.")]
 
@@ -95,29 +98,42 @@ def train(
         Optional[int],
         typer.Option("--nproc", help="Train with DDP on N processes of this machine (launches torchrun).", show_default=False),
     ] = None,
+    seeds: Annotated[
+        Optional[str],
+        typer.Option("--seeds", help="Train one run per seed as one group: N for seeds 0..N-1, or a list such as 0,1,2.", show_default=False),
+    ] = None,
+    parallel: Annotated[
+        Optional[int],
+        typer.Option("--parallel", help="With --seeds: train K runs at a time, as separate processes sharing the CPU cores.", show_default=False),
+    ] = None,
+    group_id: Annotated[Optional[str], typer.Option("--group-id", hidden=True)] = None,  # set by --parallel for its members
 ) -> None:
-    """Train a model from a config file.
+    """Train a model from a config file (--seeds: one run per seed, as a group).
 
-    Prints progress on stderr and, at the end, the run id and run directory.
+    Prints progress on stderr and, at the end, the run id and run directory (with --seeds: the group id and its runs).
     """
     with handled(debug):
+        from lstmctl.commands import seeds as group_command
         from lstmctl.commands import train as command
 
+        seed_list = group_command.check_options(seeds, parallel, nproc, set_)
+        if seed_list is not None:
+            return group_command.train_seeds(config, set_, runs_dir, seed_list, parallel=parallel, quiet=quiet, json_out=json_out)
         if nproc is not None:
             raise typer.Exit(command.launch(nproc, config, set_, runs_dir, quiet=quiet, json_out=json_out, debug=debug))
-        command.train(config, set_, runs_dir, quiet=quiet, json_out=json_out)
+        command.train(config, set_, runs_dir, quiet=quiet, json_out=json_out, group=group_id)
 
 
 @app.command("eval")
 def eval_(
-    run: RunRef = "latest",
+    run: ReadRef = "latest",
     checkpoint: Checkpoint = "best",
     split: Annotated[str, typer.Option("--split", help="test, val or train.")] = "test",
     runs_dir: RunsDir = None,
     json_out: JsonOut = False,
     debug: Debug = False,
 ) -> None:
-    """Score a run's checkpoint on a split.
+    """Score a run's checkpoint on a split (a group: each of its runs, with each metric's mean, std and 95% interval).
 
     Loads best.pt (or --checkpoint last), prints the metrics and writes eval.json in the run directory.
     """
@@ -129,13 +145,13 @@ def eval_(
 
 @app.command()
 def plot(
-    run: RunRef = "latest",
+    run: ReadRef = "latest",
     fmt: Annotated[str, typer.Option("--format", "-f", help="png, svg or pdf.")] = "png",
     checkpoint: Checkpoint = "best",
     runs_dir: RunsDir = None,
     debug: Debug = False,
 ) -> None:
-    """Write a run's figures into its plots/ folder.
+    """Write a run's figures into its plots/ folder (a group: each of its runs').
 
     Loss curves for every run, and the prediction figures its task calls for; prints their paths.
     """
@@ -150,20 +166,21 @@ def runs_(
     runs_dir: RunsDir = None,
     status: Annotated[Optional[str], typer.Option("--status", help="Only runs with this status (running, completed, failed, interrupted, died, damaged).")] = None,
     name: Annotated[Optional[str], typer.Option("--name", help="Only runs whose name contains this (or matches this glob).")] = None,
-    limit: Annotated[Optional[int], typer.Option("--limit", "-n", min=1, help="Show at most this many runs.")] = None,
+    limit: Annotated[Optional[int], typer.Option("--limit", "-n", min=1, help="Show at most this many rows.")] = None,
+    all_: Annotated[bool, typer.Option("--all", "-a", help="Show every run of a group on its own row (default: one row per group).")] = False,
     json_out: JsonOut = False,
     debug: Debug = False,
 ) -> None:
-    """List the runs, newest first."""
+    """List the runs, newest first; the runs of a group (train --seeds) on one row with mean ± std."""
     with handled(debug):
         from lstmctl.commands import runs as command
 
-        command.list_(runs_dir, status, name, limit, json_out=json_out)
+        command.list_(runs_dir, status, name, limit, json_out=json_out, expand=all_)
 
 
 @app.command()
-def show(run: RunRef = "latest", runs_dir: RunsDir = None, json_out: JsonOut = False, debug: Debug = False) -> None:
-    """Show a run's config, facts and metrics."""
+def show(run: ReadRef = "latest", runs_dir: RunsDir = None, json_out: JsonOut = False, debug: Debug = False) -> None:
+    """Show a run's config, facts and metrics (a group: its runs and each metric's mean, std and 95% interval)."""
     with handled(debug):
         from lstmctl.commands import runs as command
 
@@ -172,16 +189,18 @@ def show(run: RunRef = "latest", runs_dir: RunsDir = None, json_out: JsonOut = F
 
 @app.command()
 def compare(
-    runs: Annotated[list[str], typer.Argument(help="Two or more run ids (or prefixes, or 'latest').")],
+    runs: Annotated[list[str], typer.Argument(help="Two or more run ids (or prefixes, or 'latest'), or two group ids.")],
     out: Annotated[Path, typer.Option("--out", "-o", help="Where to write the figure.")] = Path("compare.png"),
     fmt: Annotated[str, typer.Option("--format", "-f", help="png, svg or pdf (when --out has no such suffix).")] = "png",
     runs_dir: RunsDir = None,
     json_out: JsonOut = False,
     debug: Debug = False,
 ) -> None:
-    """Compare runs: loss curves and config differences.
+    """Compare runs: loss curves and config differences; or two groups: is the difference beyond seed noise?
 
     Overlays the loss curves in one figure and lists only the config keys that differ, beside the metrics.
+    Two groups: the difference of the test headline metric with its 95% interval and Welch's t-test, and
+    a figure of mean curves with a ±std band.
     """
     with handled(debug):
         from lstmctl.commands import compare as command
@@ -207,6 +226,29 @@ def predict(
         command.predict(run, input, output, runs_dir)
 
 
+@app.command("inspect")
+def inspect_(
+    run: RunRef = "latest",
+    sample: Annotated[int, typer.Option("--sample", help="Which sequence of the split to draw (0 = the first).")] = 0,
+    split: Annotated[str, typer.Option("--split", help="test, val or train.")] = "test",
+    checkpoint: Checkpoint = "best",
+    fmt: Annotated[str, typer.Option("--format", "-f", help="png, svg or pdf.")] = "png",
+    runs_dir: RunsDir = None,
+    json_out: JsonOut = False,
+    debug: Debug = False,
+) -> None:
+    """Look inside a run's network: gates, cell state and gradient flow over time.
+
+    Writes into plots/ heatmaps of every gate and state for one sequence, the mean gates and their
+    saturation, the units that follow the target and the gradient norm against time; prints their
+    paths and the numbers.
+    """
+    with handled(debug):
+        from lstmctl.commands import inspect as command
+
+        command.inspect(run, sample, split, checkpoint, fmt, runs_dir, json_out=json_out)
+
+
 @app.command()
 def sweep(
     config: ConfigFile,
@@ -219,7 +261,7 @@ def sweep(
 ) -> None:
     """Train one run per combination of --grid values.
 
-    Then prints a table sorted by the best validation loss and writes it as sweep-<id>.csv.
+    Then prints a table sorted by the best monitored value (train.monitor, in its mode) and writes it as sweep-<id>.csv.
     """
     with handled(debug):
         from lstmctl.commands import sweep as command
@@ -256,7 +298,7 @@ def config_schema(debug: Debug = False) -> None:
 
 @app.command()
 def resume(
-    run: RunRef,
+    run: Annotated[str, typer.Argument(help="Run id, a unique prefix of one, or 'latest'; or a group id (its unfinished runs).")],
     epochs: Annotated[
         Optional[int],
         typer.Option("--epochs", "-e", min=1, help="Epochs in all (default: the run's target, i.e. its train.epochs).", show_default=False),
@@ -269,7 +311,10 @@ def resume(
     json_out: JsonOut = False,
     debug: Debug = False,
 ) -> None:
-    """Continue a run from its last checkpoint until it has --epochs in all, or (--from best --new-run) start a new run from its best weights."""
+    """Continue a run from its last checkpoint until it has --epochs in all, or (--from best --new-run) start a new run from its best weights.
+
+    A group id continues each of its unfinished runs (completed ones are skipped) and starts the seeds that never started.
+    """
     with handled(debug):
         from lstmctl.commands import resume as command
 
