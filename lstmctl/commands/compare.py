@@ -11,10 +11,11 @@ import json
 from pathlib import Path
 from typing import Any
 
-from rich.table import Table
+from rich.markup import escape
 
 from lstmctl import config
-from lstmctl.commands.output import console, fmt, headline_key, interval, mean_std, print_json, read_eval, run_row, say
+from lstmctl.commands.output import (Col, console, fit, fmt, headline_key, interval, mean_std, print_json, print_table, read_eval, run_row,
+                                     say, tables_wide)
 from lstmctl.errors import UserError
 from lstmctl.groups import Group, member_info, members_or_error, resolve
 from lstmctl.plots import plot_compare, plot_compare_groups
@@ -131,18 +132,45 @@ def compare(refs: list[str], out: Path, figure_format: str = "png", runs_dir=Non
     if json_out:
         print_json(result)
         return
-    table = Table(title="config keys that differ")
-    table.add_column("key")
-    for r in result["runs"]:
-        table.add_column(r["id"], overflow="fold")
-    for key, values in result["differences"].items():
-        table.add_row(key, *[fmt(v) for v in values])
-    table.add_section()
-    table.add_row("epochs done", *[fmt(r["epochs_done"]) for r in result["runs"]])
-    table.add_row("best", *[f"{fmt(r['best_value'])} ({r['best_monitor']})" for r in result["runs"]])
-    table.add_row("eval", *[f"{r['metric']} {fmt(r['metric_value'])}" if r["metric"] else "—" for r in result["runs"]])
-    console().print(table)
+    runs = result["runs"]
+    rows: list = [[escape(key), *[escape(fmt(v)) for v in values]] for key, values in result["differences"].items()]
+    rows += [None, ["epochs done", *[fmt(r["epochs_done"]) for r in runs]]]
+    monitors = {r["best_monitor"] for r in runs}
+    if len(monitors) == 1 and None not in monitors:  # one monitor: named once, in the row's label
+        rows.append([f"best {escape(str(monitors.pop()))}", *[fmt(r["best_value"]) for r in runs]])
+    else:
+        rows.append(["best", *[f"{fmt(r['best_value'])} ({escape(str(r['best_monitor']))})" for r in runs]])
+    metrics = {r["metric"] for r in runs if r["metric"]}
+    if len(metrics) == 1:  # one metric for every evaluated run: named once
+        rows.append([escape(metrics.pop()), *[fmt(r["metric_value"]) if r["metric"] else "—" for r in runs]])
+    else:
+        rows.append(["eval", *[f"{r['metric']} {fmt(r['metric_value'])}" if r["metric"] else "—" for r in runs]])
+    print_side_by_side("config keys that differ", [r["id"] for r in runs], [f"run {i + 1}" for i in range(len(runs))], rows)
     print(result["figure"])
+
+
+def print_side_by_side(title: str, ids: list[str], labels: list[str], rows: list) -> None:
+    """A table of one column per run (or group), headed by its id. When the ids do not fit the terminal
+    side by side, the columns are headed by `labels` (run 1, run 2, ...) under a legend of the ids, and
+    split into several tables of as many columns as fit, each with the key column."""
+    con = console()
+
+    def cols(headers: list[str]) -> list[Col]:
+        return [Col("key", 0, min=16)] + [Col(h, 1, min=12) for h in headers]
+
+    def part(a: int, b: int) -> list:
+        return [None if r is None else [r[0], *r[1 + a:1 + b]] for r in rows]
+
+    if tables_wide() or not con.is_terminal or len(fit(cols(ids), rows, con.width)[0]) == len(ids) + 1:
+        print_table(cols(ids), rows, title=title, con=con)
+        return
+    for label, ident in zip(labels, ids):
+        con.print(f"{label}: {escape(ident)}", highlight=False)
+    step = len(ids)
+    while step > 1 and len(fit(cols(labels[:step]), part(0, step), con.width)[0]) < step + 1:
+        step -= 1
+    for a in range(0, len(ids), step):
+        print_table(cols(labels[a:a + step]), part(a, a + step), title=title if a == 0 else None, con=con)
 
 
 def _print_groups(result: dict[str, Any], json_out: bool) -> None:
@@ -150,19 +178,14 @@ def _print_groups(result: dict[str, Any], json_out: bool) -> None:
         print_json(result)
         return
     a, b = result["a"], result["b"]
-    table = Table(title="config keys that differ")
-    table.add_column("key")
-    for g in (a, b):
-        table.add_column(g["group"], overflow="fold")
-    for key, values in result["differences"].items():
-        table.add_row(key, *[fmt(v) for v in values])
-    table.add_section()
-    table.add_row("runs", *[str(g["n"]) for g in (a, b)])
-    table.add_row(f"{result['metric']} (mean ± std)", *[mean_std(g) for g in (a, b)])
-    table.add_row("95% interval of the mean", *[interval(g["ci95"]) for g in (a, b)])
-    console().print(table)
+    rows: list = [[escape(key), *[escape(fmt(v)) for v in values]] for key, values in result["differences"].items()]
+    rows += [None, ["runs", *[str(g["n"]) for g in (a, b)]], [f"{result['metric']} (mean ± std)", *[mean_std(g) for g in (a, b)]],
+             ["95% interval of the mean", *[interval(g["ci95"]) for g in (a, b)]]]
+    print_side_by_side("config keys that differ", [a["group"], b["group"]], ["first", "second"], rows)
     d, p = result["difference"], result["p_value"]
-    print(f"difference in {result['metric']} (second − first): {d:+.4g}, 95% interval {interval(result['ci95'])}")
+    con = console()  # on a terminal these wrap between words, in a file each stays one line
+    con.print(f"difference in {result['metric']} (second − first): {d:+.4g}, 95% interval {interval(result['ci95'])}", markup=False, highlight=False)
     stat = "no spread in either group" if result["t"] is None else f"t = {result['t']:.3g}, df = {result['df']:.3g}"
-    print(f"{result['test']}: {stat}, p = {p:.3g}: {result['verdict']} (p {'<' if p < result['alpha'] else '≥'} {result['alpha']})")
+    con.print(f"{result['test']}: {stat}, p = {p:.3g}: {result['verdict']} (p {'<' if p < result['alpha'] else '≥'} {result['alpha']})",
+              markup=False, highlight=False)
     print(result["figure"])

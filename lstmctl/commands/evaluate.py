@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import sys
 from typing import Any
 
-from rich.table import Table
+from rich.markup import escape
 
-from lstmctl.commands.output import console, print_json, say, stats_table
+from lstmctl.commands.output import NUM, Col, console, print_json, print_stats, print_table, say
 from lstmctl.errors import UserError
 from lstmctl.evaluation import score
 from lstmctl.groups import Group, aggregate, members_or_error, resolve
@@ -58,8 +57,8 @@ def evaluate(ref: str, checkpoint: str = "best", split: str = "test", runs_dir=N
         if json_out:
             print_json(result)
             return
-        print(f"{found.id}: {split} split, {checkpoint} checkpoint, mean of {len(result['runs'])} runs")
-        console().print(stats_table(result["metrics"]))
+        console().print(f"{found.id}: {split} split, {checkpoint} checkpoint, mean of {len(result['runs'])} runs", markup=False, highlight=False)
+        print_stats(result["metrics"])
         say(f"wrote eval.json in each of the {len(result['runs'])} runs")
         return
     run = found
@@ -67,12 +66,7 @@ def evaluate(ref: str, checkpoint: str = "best", split: str = "test", runs_dir=N
     if json_out:
         print_json(result)
         return
-    print(f"{run.id}: {split} split, {checkpoint} checkpoint (epoch {result['epoch']})")
-    table = Table()
-    table.add_column("metric")
-    table.add_column("value", justify="right")
-    for k, v in result["metrics"].items():
-        if isinstance(v, (int, float)) or v is None:
-            table.add_row(k, "—" if v is None else f"{v:.6g}")
-    console().print(table)
-    print(f"wrote {run.eval_json}", file=sys.stderr)
+    console().print(f"{run.id}: {split} split, {checkpoint} checkpoint (epoch {result['epoch']})", markup=False, highlight=False)
+    rows = [[escape(k), "—" if v is None else f"{v:.6g}"] for k, v in result["metrics"].items() if isinstance(v, (int, float)) or v is None]
+    print_table([Col("metric", 0, min=16), Col("value", 0, NUM, "right")], rows)
+    say(f"wrote {run.eval_json}")

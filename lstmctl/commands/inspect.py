@@ -6,9 +6,9 @@ the first and last step) and the units that follow the target; --json prints the
 
 from __future__ import annotations
 
-from rich.table import Table
+from rich.markup import escape
 
-from lstmctl.commands.output import console, fmt, print_json
+from lstmctl.commands.output import NUM, Col, fmt, print_json, print_table
 from lstmctl.errors import UserError
 from lstmctl.groups import single_run
 from lstmctl.inspection_stats import HIGH, LOW, SPLITS, inspect_opened, summary
@@ -33,43 +33,35 @@ def inspect(ref: str, sample: int = 0, split: str = "test", checkpoint: str = "b
         return
     for path in paths:
         print(path)
-    out = console()
     if numbers["saturation"]:
-        out.print(_saturation_table(numbers, f"gate saturation over {insp.batch} {split} sequences"))
-    out.print(_gradient_table(numbers, f"gradient flow over {insp.batch} {split} sequences (loss {insp.loss:.4g})"))
+        print_table(*_saturation_table(numbers), title=f"gate saturation over {insp.batch} {split} sequences")
+    print_table(*_gradient_table(numbers), title=f"gradient flow over {insp.batch} {split} sequences (loss {insp.loss:.4g})")
     if numbers["units"]:
-        out.print(_units_table(numbers, f"units that follow the target (Pearson r, {numbers['units'][0]['measured']})"))
+        print_table(*_units_table(numbers), title=f"units that follow the target (Pearson r, {numbers['units'][0]['measured']})")
 
 
 def _where(row: dict) -> str:
     return f"{row['layer']}" + ("" if row["direction"] == "forward" else f" {row['direction']}")
 
 
-def _saturation_table(numbers: dict, caption: str) -> Table:
-    table = Table(title=caption)
-    for col in ("layer", "gate", "mean", f"< {LOW}", f"> {HIGH}", "saturated"):
-        table.add_column(col, justify="left" if col in ("layer", "gate") else "right")
-    for r in numbers["saturation"]:
-        table.add_row(_where(r), r["gate"], f"{r['mean']:.3f}", _pct(r["low"]), _pct(r["high"]), _pct(r["saturated"]))
-    return table
+def _saturation_table(numbers: dict) -> tuple[list[Col], list[list[str]]]:
+    cols = [Col("layer", 0, NUM), Col("gate", 0, NUM), Col("mean", 1, NUM, "right"), Col(f"< {LOW}", 2, NUM, "right"),
+            Col(f"> {HIGH}", 2, NUM, "right"), Col("saturated", 1, NUM, "right")]
+    rows = [[_where(r), r["gate"], f"{r['mean']:.3f}", _pct(r["low"]), _pct(r["high"]), _pct(r["saturated"])] for r in numbers["saturation"]]
+    return cols, rows
 
 
-def _gradient_table(numbers: dict, caption: str) -> Table:
-    table = Table(title=caption)
-    for col in ("layer", "‖∂L/∂h‖ first step", "last step", "first / last"):
-        table.add_column(col, justify="left" if col == "layer" else "right")
-    for r in numbers["gradient_flow"]:
-        table.add_row(_where(r), fmt(r["first"]), fmt(r["last"]), fmt(r["first_over_last"], 3))
-    return table
+def _gradient_table(numbers: dict) -> tuple[list[Col], list[list[str]]]:
+    cols = [Col("layer", 0, NUM), Col("‖∂L/∂h‖ first step", 0, NUM, "right"), Col("last step", 0, NUM, "right"),
+            Col("first / last", 1, NUM, "right")]
+    rows = [[_where(r), fmt(r["first"]), fmt(r["last"]), fmt(r["first_over_last"], 3)] for r in numbers["gradient_flow"]]
+    return cols, rows
 
 
-def _units_table(numbers: dict, caption: str) -> Table:
-    table = Table(title=caption)
-    for col in ("layer", "state", "unit", "follows", "r"):
-        table.add_column(col, justify="right" if col in ("unit", "r") else "left")
-    for u in numbers["units"]:
-        table.add_row(_where(u), u["state"], str(u["unit"]), u["target"], f"{u['r']:+.3f}")
-    return table
+def _units_table(numbers: dict) -> tuple[list[Col], list[list[str]]]:
+    cols = [Col("layer", 0, NUM), Col("state", 0, NUM), Col("unit", 0, NUM, "right"), Col("follows", 1, min=12), Col("r", 0, NUM, "right")]
+    rows = [[_where(u), u["state"], str(u["unit"]), escape(str(u["target"])), f"{u['r']:+.3f}"] for u in numbers["units"]]
+    return cols, rows
 
 
 def _pct(share: float) -> str:

@@ -1,18 +1,26 @@
-"""Output shared by the commands: the table console, number formatting, JSON, the end of a training.
+"""Output shared by the commands: the table console, tables that fit their terminal, number formatting,
+JSON, the end of a training.
 
-Conventions: tables and results for people go to stdout through `console()`, --json prints one JSON
-document on stdout, progress and notes go to stderr (`say`).
+Conventions: tables and results for people go to stdout through `console()` (tables through
+`print_table`), --json prints one JSON document on stdout, progress and notes go to stderr (`say`).
+On a terminal a table fits its width: the less important columns are left out, long text is cut with
+an ellipsis, ids and numbers are never wrapped or cut. Anywhere else (a file, a pipe) nothing is
+wrapped or cut: every column, every line as long as its content.
 """
 
 from __future__ import annotations
 
 import json
 import sys
+from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Iterator, Sequence
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
 
 from lstmctl.errors import UserError
 from lstmctl.runs import RunDir
@@ -25,9 +33,15 @@ def headline_key(task: str | None) -> str:
     return HEADLINE.get(task or "", "mse")
 
 
+UNWRAPPED = 100_000  # the width of a file or a pipe: no line is ever wrapped
+
+
 def console() -> Console:
-    """stdout for tables: the terminal's width, or wide enough not to fold when piped."""
-    return Console() if sys.stdout.isatty() else Console(width=200)
+    """stdout for people. A terminal (rich's test: a tty, or TTY_COMPATIBLE=1): its width, COLUMNS
+    if set. A file or a pipe: no width at all, so a line is never wrapped and a table is as wide as its
+    content."""
+    con = Console()
+    return con if con.is_terminal else Console(width=UNWRAPPED)
 
 
 def fmt(v, digits: int = 4) -> str:
@@ -157,12 +171,136 @@ def interval(ci: list | None, digits: int = 4) -> str:
     return "—" if not ci else f"[{fmt(ci[0], digits)}, {fmt(ci[1], digits)}]"
 
 
-def stats_table(metrics: dict[str, dict], title: str | None = None, label: str = "metric") -> Table:
+def stats_rows(metrics: dict[str, dict], label: str = "metric") -> tuple[list[Col], list[list[str]]]:
     """One row per aggregated metric: mean, std (ddof=1), the 95% interval of the mean (Student's t), n."""
-    table = Table(title=title)
-    table.add_column(label)
-    for col in ("mean", "std", "95% interval", "n"):
-        table.add_column(col, justify="right")
-    for name, s in metrics.items():
-        table.add_row(name, fmt(s["mean"], 6), fmt(s["std"], 3), interval(s["ci95"]), str(s["n"]))
-    return table
+    cols = [Col(label, kind=TEXT, min=16), Col("mean", 1, NUM, "right"), Col("std", 3, NUM, "right"),
+            Col("95% interval", 2, NUM, "right"), Col("n", 4, NUM, "right")]
+    rows = [[escape(name), fmt(s["mean"], 6), fmt(s["std"], 3), interval(s["ci95"]), str(s["n"])] for name, s in metrics.items()]
+    return cols, rows
+
+
+def print_stats(metrics: dict[str, dict], title: str | None = None, label: str = "metric") -> None:
+    print_table(*stats_rows(metrics, label), title=title)
+
+
+# ---------------------------------------------------------------- tables that fit their terminal
+
+ID, NUM, TEXT, WORDS = "id", "num", "text", "words"
+_wide = [False]
+
+
+@dataclass(frozen=True)
+class Col:
+    """A column of `print_table`. `rank`: its importance, 0 = always shown; on a narrow terminal the
+    columns of the highest rank are left out first. `kind`: ID and NUM cells are never wrapped nor cut;
+    TEXT is cut with an ellipsis (never below `min` characters); WORDS wraps between words. A header
+    may wrap between its words, never inside one."""
+
+    header: str
+    rank: int = 0
+    kind: str = TEXT
+    justify: str = "left"
+    min: int = 10
+
+
+@contextmanager
+def wide_tables(on: bool = True) -> Iterator[None]:
+    """--wide: within this block every table prints every column, whatever the terminal's width."""
+    before, _wide[0] = _wide[0], on
+    try:
+        yield
+    finally:
+        _wide[0] = before
+
+
+def tables_wide() -> bool:
+    """Whether --wide is on (see wide_tables)."""
+    return _wide[0]
+
+
+def _plain(cell: str | Text) -> str:
+    return (cell if isinstance(cell, Text) else Text.from_markup(cell)).plain
+
+
+def _width(cell: str | Text) -> int:
+    return max((Text(line).cell_len for line in _plain(cell).splitlines()), default=0)
+
+
+def _floor(col: Col, cells: int) -> int:
+    """The narrowest a column may get: its longest header word, and all of an id or a number."""
+    word = max((Text(w).cell_len for w in col.header.split()), default=1)
+    return max(word, cells if col.kind in (ID, NUM) else min(cells, col.min))
+
+
+def table_width(widths: Sequence[int]) -> int:
+    """The width of a table with the default box: a border and a space either side of each column."""
+    return sum(widths) + 3 * len(widths) + 1
+
+
+def fit(cols: Sequence[Col], rows: Sequence[Sequence[str | Text] | None], width: int) -> tuple[list[int], dict[int, int]]:
+    """(the columns shown, in their order; the width of each) for a terminal `width` columns wide.
+
+    Columns are taken in order of importance (rank; a column with nothing in it last) as long as they
+    fit at a comfortable width (TEXT up to 24 characters); from the first that does not, the rest are
+    left out. Then each shown column grows to its content's width, the most important first, as far
+    as the width allows. Rank-0 columns are always shown."""
+    body = [r for r in rows if r is not None]
+    cells = [max([_width(r[i]) for r in body], default=0) for i in range(len(cols))]
+    natural = [max(n, _width(Text(c.header))) for c, n in zip(cols, cells)]  # the header on one line
+    floor = [_floor(c, n) for c, n in zip(cols, cells)]
+    want = [f if c.kind in (ID, NUM) else max(f, min(n, 24)) for c, n, f in zip(cols, cells, floor)]
+    empty = [all(_plain(r[i]) in ("", "—") for r in body) for i in range(len(cols))]
+    order = sorted(range(len(cols)), key=lambda i: (cols[i].rank > 0 and empty[i], cols[i].rank, i))
+    shown = [i for i in order if cols[i].rank == 0]
+    for i in (i for i in order if cols[i].rank > 0):
+        if table_width([want[j] for j in shown + [i]]) > width:
+            break
+        shown.append(i)
+    widths = {i: floor[i] for i in shown}
+    for target in (want, natural):
+        for i in (j for j in order if j in widths):
+            spare = width - table_width(list(widths.values()))
+            widths[i] = max(widths[i], min(target[i], widths[i] + max(spare, 0)))
+    return sorted(shown), widths
+
+
+def _forms(rows: Sequence[Sequence[Any] | None], k: int) -> list:
+    return [None if r is None else [c[k] if isinstance(c, tuple) else c for c in r] for r in rows]
+
+
+def print_table(cols: Sequence[Col], rows: Sequence[Sequence[Any] | None], *, title: str | None = None,
+                wide: bool | None = None, more: str = "--wide shows them", con: Console | None = None, **options) -> list[str]:
+    """Print a table that fits the terminal (see `fit`); anywhere else, or with --wide (`wide_tables`),
+    every column at its content's width. A cell is a markup string (escape user text), a Text, or a
+    pair (full, short): the short form when the full table does not fit. None starts a new section.
+    Returns the headers left out, named after the table with `more`."""
+    con = con or console()
+    everything = (_wide[0] if wide is None else wide) or not con.is_terminal
+    width = con.width
+    cells = _forms(rows, 0)
+    shown, widths = fit(cols, cells, UNWRAPPED if everything else width)
+    if not everything and (len(shown) < len(cols) or table_width(list(widths.values())) > width):
+        cells = _forms(rows, 1)  # too narrow for the whole table: the short forms, then fit again
+        shown, widths = fit(cols, cells, width)
+    table = Table(**options)
+    for i in shown:
+        c = cols[i]
+        table.add_column(Text(c.header, no_wrap=False, overflow="fold"), justify=c.justify, width=widths[i],
+                         no_wrap=c.kind != WORDS, overflow="ellipsis")
+    for r in cells:
+        if r is None:
+            table.add_section()
+        else:
+            table.add_row(*[r[i] for i in shown])
+    total = table_width(list(widths.values()))
+    if title and Text.from_markup(title).cell_len > total:
+        con.print(title, style="table.title")  # a title wider than its table stays one line, not a column
+    elif title:
+        table.title = title
+    if total > width:  # --wide on a terminal: the table at its own width, the terminal folds its lines
+        con = Console(file=con.file, width=total, force_terminal=con.is_terminal, color_system=con.color_system)
+    con.print(table)
+    left_out = [cols[i].header for i in range(len(cols)) if i not in widths]
+    if left_out and any(r is not None for r in cells):
+        con.print(f"(left out to fit {width} columns: {', '.join(left_out)}; {more})", style="dim", highlight=False, markup=False)
+    return left_out

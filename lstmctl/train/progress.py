@@ -1,4 +1,5 @@
-"""Progress for people on stderr: a rich bar on a terminal, plain periodic lines otherwise.
+"""Progress for people on stderr: a rich bar on a terminal, plain periodic lines otherwise (never wrapped:
+a log file gets one line per message, whatever its length).
 
 Each shows the losses and, when it is another column, the monitored one: `loss 0.31 val 0.35 val_accuracy 0.887`.
 """
@@ -15,12 +16,13 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 class ProgressReporter:
     def __init__(self, total_epochs: int, start_epoch: int, log_every_s: float, enabled: bool = True,
                  monitor: str = "val_loss"):
-        self.console = Console(stderr=True)
+        terminal = sys.stderr.isatty()
+        self.console = Console(stderr=True, soft_wrap=not terminal)  # a file or a pipe: each message one line, never wrapped
         self.monitor = monitor
         self.total = total_epochs
         self.enabled = enabled
         self.log_every_s = log_every_s
-        self.tty = enabled and sys.stderr.isatty()
+        self.tty = enabled and terminal
         self._last_log = 0.0
         self._start = time.perf_counter()
         self._start_epoch = start_epoch
