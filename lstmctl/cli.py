@@ -5,6 +5,8 @@ imports only typer and lstmctl.errors at the top. Each command imports its lstmc
 the function (those pull in torch, matplotlib and rich); everywhere else in lstmctl, lstmctl imports sit at the
 top. Outside this file only optional extras (TensorBoard, torch's launcher), platform modules (fcntl) and
 heavy libraries that a single function needs (scipy.stats for group statistics, ~2 s) are imported where used.
+Optuna, the optional extra behind `tune` and `sweep`, is imported only by lstmctl/search/storage.py's
+require_optuna() when a search runs, never for `--help`.
 Typer's docs split a CLI into one module per command group with its own Typer app; here the apps stay in
 this file and the work moves to lstmctl.commands, so declaring the options never imports a command module.
 """
@@ -40,6 +42,7 @@ RunsDir = Annotated[
 ]
 Debug = Annotated[bool, typer.Option("--debug", help="Show the full traceback on errors.")]
 JsonOut = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON on stdout.")]
+Wide = Annotated[bool, typer.Option("--wide", help="Print every column of the tables, whatever the terminal's width.")]
 Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="No progress output.")]
 Sets = Annotated[
     Optional[list[str]],
@@ -55,7 +58,9 @@ def _err(text: str) -> None:
     from rich.console import Console  # lazy: see the rule at the top
     from rich.markup import escape
 
-    Console(stderr=True, highlight=False, soft_wrap=True).print(f"[bold red]error:[/] {escape(text)}")
+    con = Console(stderr=True, highlight=False, emoji=False)
+    con.soft_wrap = not con.is_terminal  # a file or a pipe: the one line, whatever its length; a terminal: wrapped between words
+    con.print(f"[bold red]error:[/] {escape(text)}")
 
 
 @contextmanager
@@ -131,6 +136,7 @@ def eval_(
     split: Annotated[str, typer.Option("--split", help="test, val or train.")] = "test",
     runs_dir: RunsDir = None,
     json_out: JsonOut = False,
+    wide: Wide = False,
     debug: Debug = False,
 ) -> None:
     """Score a run's checkpoint on a split (a group: each of its runs, with each metric's mean, std and 95% interval).
@@ -138,9 +144,10 @@ def eval_(
     Loads best.pt (or --checkpoint last), prints the metrics and writes eval.json in the run directory.
     """
     with handled(debug):
-        from lstmctl.commands import evaluate as command
+        from lstmctl.commands import evaluate as command, output
 
-        command.evaluate(run, checkpoint, split, runs_dir, json_out=json_out)
+        with output.wide_tables(wide):
+            command.evaluate(run, checkpoint, split, runs_dir, json_out=json_out)
 
 
 @app.command()
@@ -164,27 +171,31 @@ def plot(
 @app.command("runs")
 def runs_(
     runs_dir: RunsDir = None,
-    status: Annotated[Optional[str], typer.Option("--status", help="Only runs with this status (running, completed, failed, interrupted, died, damaged).")] = None,
+    status: Annotated[Optional[str], typer.Option("--status", help="Only runs with this status (running, completed, pruned, failed, interrupted, died, damaged).")] = None,
     name: Annotated[Optional[str], typer.Option("--name", help="Only runs whose name contains this (or matches this glob).")] = None,
     limit: Annotated[Optional[int], typer.Option("--limit", "-n", min=1, help="Show at most this many rows.")] = None,
     all_: Annotated[bool, typer.Option("--all", "-a", help="Show every run of a group on its own row (default: one row per group).")] = False,
+    study: Annotated[Optional[str], typer.Option("--study", help="Only the runs of this study's trials (lstmctl tune, sweep).")] = None,
     json_out: JsonOut = False,
+    wide: Wide = False,
     debug: Debug = False,
 ) -> None:
     """List the runs, newest first; the runs of a group (train --seeds) on one row with mean ± std."""
     with handled(debug):
-        from lstmctl.commands import runs as command
+        from lstmctl.commands import runs as command, output
 
-        command.list_(runs_dir, status, name, limit, json_out=json_out, expand=all_)
+        with output.wide_tables(wide):
+            command.list_(runs_dir, status, name, limit, json_out=json_out, expand=all_, study=study)
 
 
 @app.command()
-def show(run: ReadRef = "latest", runs_dir: RunsDir = None, json_out: JsonOut = False, debug: Debug = False) -> None:
+def show(run: ReadRef = "latest", runs_dir: RunsDir = None, json_out: JsonOut = False, wide: Wide = False, debug: Debug = False) -> None:
     """Show a run's config, facts and metrics (a group: its runs and each metric's mean, std and 95% interval)."""
     with handled(debug):
-        from lstmctl.commands import runs as command
+        from lstmctl.commands import runs as command, output
 
-        command.show(run, runs_dir, json_out=json_out)
+        with output.wide_tables(wide):
+            command.show(run, runs_dir, json_out=json_out)
 
 
 @app.command()
@@ -194,6 +205,7 @@ def compare(
     fmt: Annotated[str, typer.Option("--format", "-f", help="png, svg or pdf (when --out has no such suffix).")] = "png",
     runs_dir: RunsDir = None,
     json_out: JsonOut = False,
+    wide: Wide = False,
     debug: Debug = False,
 ) -> None:
     """Compare runs: loss curves and config differences; or two groups: is the difference beyond seed noise?
@@ -203,9 +215,10 @@ def compare(
     a figure of mean curves with a ±std band.
     """
     with handled(debug):
-        from lstmctl.commands import compare as command
+        from lstmctl.commands import compare as command, output
 
-        command.compare(runs, out, fmt, runs_dir, json_out=json_out)
+        with output.wide_tables(wide):
+            command.compare(runs, out, fmt, runs_dir, json_out=json_out)
 
 
 @app.command()
@@ -267,6 +280,58 @@ def sweep(
         from lstmctl.commands import sweep as command
 
         command.sweep(config, grid, set_, runs_dir, out_dir, json_out=json_out)
+
+
+class _TuneGroup(typer.core.TyperGroup):
+    def parse_args(self, ctx, args):  # `lstmctl tune CONFIG ...` is `lstmctl tune run CONFIG ...`
+        if args and args[0] not in self.commands and args[0] not in ("--help", "-h"):
+            args = ["run", *args]
+        return super().parse_args(ctx, args)
+
+
+tune_app = typer.Typer(cls=_TuneGroup, no_args_is_help=True, help="Search hyperparameters on Optuna: lstmctl tune CONFIG; tune show STUDY.")
+app.add_typer(tune_app, name="tune")
+Storage = Annotated[Optional[str], typer.Option("--storage", show_default=False, help="Database URL of the study, e.g. "
+                    "postgresql+psycopg://user:pw@host/db (default: a journal file in the runs directory).")]
+
+
+@tune_app.command("run")
+def tune_run(
+    config: Annotated[Path, typer.Argument(help="YAML config with a search: section (or give --param).")],
+    trials: Annotated[Optional[int], typer.Option("--trials", help="Trials in the study in all (default 20; grid: every point); run again, it continues to N.")] = None,
+    timeout: Annotated[Optional[float], typer.Option("--timeout", help="Start no trial after this many seconds.")] = None,
+    study: Annotated[Optional[str], typer.Option("--study", help="Study name (default: the config's name); an existing study is continued.")] = None,
+    storage: Storage = None,
+    sampler: Annotated[str, typer.Option("--sampler", help="tpe, random or grid (seeded).")] = "tpe",
+    pruner: Annotated[str, typer.Option("--pruner", help="median, hyperband or none, on the monitored metric.")] = "median",
+    param: Annotated[Optional[list[str]], typer.Option("--param", help="KEY=SPACE, e.g. 'train.lr={low: 1e-4, high: 0.1, log: true}', added to search:.")] = None,
+    set_: Sets = None,
+    workers: Annotated[int, typer.Option("--workers", help="Worker processes on this machine, sharing its cores.", min=1)] = 1,
+    seed: Annotated[Optional[int], typer.Option("--seed", help="Seed of the sampler (default: the config's seed); worker k adds k.")] = None,
+    heartbeat: Annotated[int, typer.Option("--heartbeat", help="Seconds between a running trial's heartbeats.", min=1)] = 10,
+    grace: Annotated[int, typer.Option("--grace", help="Seconds without a heartbeat before a trial is dead (failed, queued again).", min=1)] = 30,
+    retries: Annotated[int, typer.Option("--retries", help="Times a dead or interrupted trial is queued again.", min=0)] = 2,
+    nproc: Annotated[Optional[int], typer.Option("--nproc", help="Refused: a trial trains in one process.")] = None,
+    runs_dir: RunsDir = None, quiet: Quiet = False, json_out: JsonOut = False, debug: Debug = False,
+) -> None:
+    """Search the config's search: space on Optuna; each trial is an ordinary run tagged with the study. Ends with the trials and the best."""
+    with handled(debug):
+        from lstmctl.commands import tune as command
+
+        command.tune(config, trials=trials, timeout=timeout, study=study, storage=storage, sampler=sampler, pruner=pruner,
+                     params=param, sets=set_, workers=workers, seed=seed, heartbeat=heartbeat, grace=grace, retries=retries,
+                     nproc=nproc, runs_dir=runs_dir, quiet=quiet, json_out=json_out)
+
+
+@tune_app.command("show")
+def tune_show(study: Annotated[str, typer.Argument(help="Study name.")], storage: Storage = None,
+              fmt: Annotated[str, typer.Option("--format", "-f", help="png, svg or pdf.")] = "png",
+              runs_dir: RunsDir = None, json_out: JsonOut = False, debug: Debug = False) -> None:
+    """A study: its trials (state, value, parameters, epochs, run), the best, best.yaml and figures in its folder."""
+    with handled(debug):
+        from lstmctl.commands import study as command
+
+        command.show(study, storage, runs_dir, json_out=json_out, fmt=fmt)
 
 
 @config_app.command("show")

@@ -9,9 +9,9 @@ from __future__ import annotations
 import re
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-TOP_KEYS = ("base", "name", "seed", "device", "plugins", "plugin_dir", "data", "model", "train", "logging")
+TOP_KEYS = ("base", "name", "seed", "device", "plugins", "plugin_dir", "data", "model", "train", "logging", "search")
 MODULE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
 
 
@@ -125,6 +125,15 @@ class Config(Strict):
     model: dict[str, Any]
     train: TrainConfig = Field(default_factory=TrainConfig)
     logging: LoggingConfig = Field(default_factory=LoggingConfig)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _without_search(cls, data: Any) -> Any:
+        """`search:` is lstmctl tune's (lstmctl/search/space.py reads it from the file): a run's config is
+        one point of the space, so the section is dropped here and `train` ignores it."""
+        if isinstance(data, dict) and "search" in data:
+            return {k: v for k, v in data.items() if k != "search"}
+        return data
 
     @field_validator("plugins")
     @classmethod

@@ -92,7 +92,8 @@ def test_sweep_runs_every_combination(cli, write_config, tmp_path, runs_dir):
     r = cli("sweep", write_config(), "--grid", "model.hidden_size=3,5", "--grid", "train.lr=0.01,0.02",
             "--set", "train.val_fraction=0.25", "--out-dir", tmp_path, "--json")
     result = json.loads(r.stdout)
-    assert len(result["results"]) == 4 and len(list(runs_dir.iterdir())) == 4
+    runs = [p for p in runs_dir.iterdir() if not p.name.startswith(".")]  # .studies/ keeps the sweep's study
+    assert len(result["results"]) == 4 and len(runs) == 4 and (runs_dir / ".studies" / result["study"]).is_dir()
     bests = [row["best"] for row in result["results"]]
     assert bests == sorted(bests)  # best validation loss first
     assert {(row["model.hidden_size"], row["train.lr"]) for row in result["results"]} == {

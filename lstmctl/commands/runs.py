@@ -7,30 +7,34 @@ Both read run directories only: no dataset or model is built.
 from __future__ import annotations
 
 import fnmatch
-import json
 from collections import Counter
 from typing import Any
 
+from rich.markup import escape
 from rich.syntax import Syntax
-from rich.table import Table
+from rich.text import Text
 
 from lstmctl import config
-from lstmctl.commands.output import console, fmt, mean_std, monitor_cell, print_json, read_eval, run_row, stats_table
+from lstmctl.commands.output import (ID, NUM, WORDS, Col, best_mode, console, fmt, mean_std, monitor_cell, print_json, print_stats,
+                                     print_table, read_eval, run_row)
 from lstmctl.groups import Group, aggregate, member_info, members_or_error, resolve
 from lstmctl.runs import RunDir, list_runs
 from lstmctl.stats import summarize
 
-STATUS_COLORS = {"completed": "green", "failed": "red", "interrupted": "yellow", "died": "red", "damaged": "red", "running": "cyan"}
+STATUS_COLORS = {"completed": "green", "failed": "red", "interrupted": "yellow", "died": "red", "damaged": "red", "running": "cyan",
+                 "pruned": "magenta"}
 SHOW_KEYS = ("status", "dataset", "model", "task", "params", "device", "world_size", "seed", "group", "epochs_done", "epochs",
              "stop_reason", "best", "created", "started", "ended", "torch_version", "lstmctl_version", "host", "pid", "error")
 
 
 def runs_table(runs_dir=None, status: str | None = None, name: str | None = None, limit: int | None = None,
-               expand: bool = False) -> list[dict]:
+               expand: bool = False, study: str | None = None) -> list[dict]:
     """The rows of `lstmctl runs`: the runs newest first, the runs of a group collapsed into one row
     (at its newest run's place) unless `expand`. Filters apply to the runs, before they are collapsed."""
     rows = []
     for run in list_runs(runs_dir):
+        if study and member_info(run).get("study") != study:  # `runs --study NAME`: the trials of one study
+            continue
         row = run_row(run)
         if status and row["status"] != status:
             continue
@@ -89,40 +93,82 @@ def group_row(gid: str, rows: list[dict]) -> dict[str, Any]:
 
 
 def list_(runs_dir=None, status: str | None = None, name: str | None = None, limit: int | None = None,
-          json_out: bool = False, expand: bool = False) -> None:
+          json_out: bool = False, expand: bool = False, study: str | None = None) -> None:
     """`lstmctl runs`: a table (or JSON list) of the runs, newest first; groups on one row unless `expand`."""
-    rows = runs_table(runs_dir, status, name, limit, expand)
+    rows = runs_table(runs_dir, status, name, limit, expand, study)
     if json_out:
         print_json(rows)
         return
     n_runs = sum(r.get("n", 1) for r in rows)
     groups = sum(r["kind"] == "group" for r in rows)
     title = f"{n_runs} run{'s' * (n_runs != 1)}" + (f", {groups} group{'s' * (groups != 1)} collapsed (--all shows their runs)" if groups else "")
-    table = Table(title=title)
-    table.add_column("id", no_wrap=True)
-    for col in ("name", "dataset", "model", "status", "epochs", "monitor", "best", "eval", "created", "time"):
-        table.add_column(col, overflow="fold")
-    for r in rows:
-        st = r["status"]
-        if st == "damaged":
-            table.add_row(r["id"], "—", "—", "—", "[red]damaged[/]", "—", "—", "—", "—", "—", r.get("problem", "")[:60])
-            continue
-        if r["kind"] == "group":
-            ident = f"{r['id']} ({r['n']} runs)"
-            st_cell = _status(st) if st != "mixed" else ", ".join(f"{n} {_status(s)}" for s, n in r["statuses"].items())
-            best = mean_std({"mean": r["best_value"], "std": r["best_std"]})
-            ev = f"{r['metric']} {mean_std({'mean': r['metric_value'], 'std': r['metric_std']})}" if r.get("metric") else "—"
-        else:
-            ident = r["id"] + (f" [{r['group']}]" if r.get("group") else "")
-            st_cell = _status(st)
-            best = fmt(r["best_value"]) + (f" @ {r['best_epoch']}" if r.get("best_epoch") and r["best_value"] is not None else "")
-            ev = f"{r['metric']} {fmt(r['metric_value'])}" if r.get("metric") else "—"
-        table.add_row(
-            ident, fmt(r["name"]), fmt(r["dataset"]), fmt(r["model"]), st_cell,
-            f"{fmt(r['epochs_done'])}/{fmt(r['epochs'])}", monitor_cell(r), best, ev,
-            (r["created"] or "—")[:19].replace("T", " "), f"{r['duration_s']:.1f}s" if r["duration_s"] is not None else "—",
-        )
-    console().print(table)
+    print_table(*run_columns(rows, RUNS_COLUMNS), title=title)
+
+
+# ---------------------------------------------------------------- the rows of runs and of show GROUP
+
+RUNS_COLUMNS = ("id", "group", "name", "dataset", "model", "status", "problem", "epochs", "monitor", "best", "eval", "created", "time")
+COLUMNS = {  # a column of the tables of runs: its importance (0 = always shown; the highest go first) and kind
+    "id": Col("id", 0, ID), "group": Col("group", 9, ID), "seed": Col("seed", 2, NUM, "right"),
+    "name": Col("name", 7), "dataset": Col("dataset", 8), "model": Col("model", 6, min=6), "status": Col("status", 1, NUM),
+    "problem": Col("problem", 4, min=16), "epochs": Col("epochs", 5, NUM, "right"), "monitor": Col("monitor", 3, min=12),
+    "best": Col("best", 2, NUM), "eval": Col("eval", 3, NUM), "created": Col("created", 10, NUM), "time": Col("time", 11, NUM, "right"),
+}
+
+
+def shared(rows: list[dict], value: str, *keys: str) -> tuple | None:
+    """The `keys` (e.g. the monitor and its mode) of every row that has a `value`, when they are one and
+    the same and not None; else None."""
+    values = {tuple(r.get(k) for k in keys) for r in rows if r["status"] != "damaged" and r.get(value) is not None}
+    return next(iter(values)) if len(values) == 1 and None not in next(iter(values)) else None
+
+
+def run_columns(rows: list[dict], names: tuple[str, ...]) -> tuple[list[Col], list[list[str]]]:
+    """The columns `names` of run_row/group_row rows, for print_table. When every row watched one monitor
+    the best column's header names it ("best val_loss (min)") and there is no monitor column; when every
+    evaluated row has one metric the eval column's header names it ("test mse") and its cells are numbers."""
+    monitor, metric = shared(rows, "best_value", "best_monitor", "best_mode"), shared(rows, "metric_value", "metric")
+    skip = {"monitor"} if monitor else set()
+    skip |= set() if any(r.get("group") for r in rows if r["kind"] == "run") else {"group"}
+    skip |= set() if any(r["status"] == "damaged" for r in rows) else {"problem"}
+    names = tuple(n for n in names if n not in skip)
+    cols = [COLUMNS[n] for n in names]
+    if monitor:
+        cols[names.index("best")] = Col(f"best {monitor[0]} ({monitor[1]})", 2, NUM)
+    if metric and "eval" in names:
+        cols[names.index("eval")] = Col(metric[0], 3, NUM)
+    return cols, [[_cell(r, n, metric is not None) for n in names] for r in rows]
+
+
+def _cell(r: dict, name: str, metric_in_header: bool) -> str | tuple[str, str]:
+    group = r["kind"] == "group"
+    if r["status"] == "damaged":  # the problem without "run ID is damaged: ", said by the id and status cells
+        problem = (r.get("problem") or "").removeprefix(f"run {r['id']} is damaged: ")
+        return {"id": escape(r["id"]), "status": _status("damaged"), "problem": escape(problem)}.get(name, "—")
+    if name == "id":  # a group: "ID (3 runs)", or on a narrow terminal the bare id and "3 completed"
+        return (f"{escape(r['id'])} ({r['n']} runs)", escape(r["id"])) if group else escape(r["id"])
+    if name == "status":
+        if r["status"] == "mixed":
+            return ", ".join(f"{n} {_status(s)}" for s, n in r["statuses"].items())
+        return (_status(r["status"]), f"{r['n']} {_status(r['status'])}") if group else _status(r["status"])
+    if name == "best":
+        if group:
+            return mean_std({"mean": r["best_value"], "std": r["best_std"]})
+        return fmt(r["best_value"]) + (f" @ {r['best_epoch']}" if r.get("best_epoch") and r["best_value"] is not None else "")
+    if name == "eval":
+        if not r.get("metric"):
+            return "—"
+        value = mean_std({"mean": r["metric_value"], "std": r["metric_std"]}) if group else fmt(r["metric_value"])
+        return value if metric_in_header else f"{r['metric']} {value}"
+    if name == "epochs":
+        return f"{fmt(r['epochs_done'])}/{fmt(r['epochs'])}"
+    if name == "monitor":
+        return monitor_cell(r)
+    if name == "created":
+        return (r["created"] or "—")[:19].replace("T", " ")
+    if name == "time":
+        return f"{r['duration_s']:.1f}s" if r["duration_s"] is not None else "—"
+    return escape(fmt(r.get(name)))
 
 
 def _status(st: str) -> str:
@@ -162,26 +208,39 @@ def show(ref: str, runs_dir=None, json_out: bool = False) -> None:
         print_json({k: v for k, v in data.items() if k != "config_yaml"})
         return
     con = console()
-    con.print(f"[bold]{data['id']}[/]  ({data['status']})  {data['path']}")
-    con.print(Syntax(data["config_yaml"] or "# no config.yaml", "yaml", theme="ansi_dark", background_color="default"))
-    facts = Table(show_header=False, title="run")
+    con.print(f"[bold]{escape(data['id'])}[/]  ({data['status']})  {escape(data['path'])}", highlight=False)
+    yaml_text = (data["config_yaml"] or "# no config.yaml").rstrip("\n")
+    if con.is_terminal:
+        con.print(Syntax(yaml_text, "yaml", theme="ansi_dark", background_color="default", word_wrap=True))
+    else:
+        con.print(Text(yaml_text))
     info = data["info"]
-    for k in SHOW_KEYS:
-        if k in info:
-            facts.add_row(k, data["status"] if k == "status" else fmt(json.dumps(info[k]) if isinstance(info[k], dict) else info[k]))
-    con.print(facts)
-    ms = Table(title="metrics")
-    for c in ("loss", "first", "last", "min"):
-        ms.add_column(c)
-    for k in ("train_loss", "val_loss"):
-        if k in data["metrics_summary"]:
-            s = data["metrics_summary"][k]
-            ms.add_row(k, fmt(s["first"]), fmt(s["last"]), fmt(s["min"]))
-    con.print(ms)
+    facts = [[k, escape(data["status"] if k == "status" else fact(k, info[k]))] for k in SHOW_KEYS if k in info]
+    print_table([Col("fact", 0, NUM), Col("value", 0, WORDS)], facts, title="run", show_header=False, con=con)
+    losses = [[k, fmt(s["first"]), fmt(s["last"]), fmt(s["min"])] for k, s in data["metrics_summary"].items() if isinstance(s, dict)]
+    print_table([Col("loss", 0, NUM)] + [Col(c, 1, NUM, "right") for c in ("first", "last", "min")], losses, title="metrics", con=con)
     if data["eval"]:
         ev = data["eval"]
-        flat = {k: v for k, v in ev["metrics"].items() if isinstance(v, (int, float))}
-        con.print(f"eval ({ev['split']}, {ev['checkpoint']}): " + ", ".join(f"{k} {fmt(v)}" for k, v in flat.items()))
+        flat = [[escape(k), fmt(v)] for k, v in ev["metrics"].items() if isinstance(v, (int, float))]
+        title = f"eval ({ev['split']}, {ev['checkpoint']})" + (f", epoch {ev['epoch']}" if ev.get("epoch") is not None else "")
+        print_table([Col("metric", 0, min=16), Col("value", 0, NUM, "right")], flat, title=title, con=con)
+
+
+def fact(key: str, value: Any) -> str:
+    """A value of run.json as a person reads it: `best` as "val_loss 0.5034 at epoch 3 (min)", numbers
+    with their thousands, a dict as "key value, ...", a list comma-separated."""
+    if key == "best" and isinstance(value, dict):
+        if value.get("value") is None:
+            return f"{value.get('monitor', '—')}: no finite value yet"
+        mode = best_mode(value)
+        return f"{value.get('monitor')} {fmt(value['value'])} at epoch {value.get('epoch')}" + (f" ({mode})" if mode else "")
+    if isinstance(value, dict):
+        return ", ".join(f"{k} {fmt(v)}" for k, v in value.items()) or "—"
+    if isinstance(value, list):
+        return ", ".join(fmt(v) for v in value) or "—"
+    if isinstance(value, int) and not isinstance(value, bool) and key == "params":
+        return f"{value:,}"
+    return fmt(value)
 
 
 def show_group_data(group: Group) -> dict[str, Any]:
@@ -216,19 +275,10 @@ def show_group(group: Group, json_out: bool = False) -> None:
         return
     con = console()
     rec = data["record"]
-    con.print(f"[bold]{data['group']}[/]  group of {len(data['runs'])} runs"
-              + (f" of {rec['source']}" if rec.get("source") else "") + (f", seeds {rec['seeds']}" if rec.get("seeds") else ""))
-    runs = Table(title="runs")
-    for col in ("id", "seed", "status", "epochs", "monitor", "best", "eval"):
-        runs.add_column(col, overflow="fold")
-    for r in data["members"]:
-        if r["status"] == "damaged":
-            runs.add_row(r["id"], "—", "[red]damaged[/]", "—", "—", "—", "—")
-            continue
-        runs.add_row(r["id"], fmt(r.get("seed")), _status(r["status"]), f"{fmt(r['epochs_done'])}/{fmt(r['epochs'])}",
-                     monitor_cell(r), fmt(r["best_value"]) + (f" @ {r['best_epoch']}" if r.get("best_epoch") else ""),
-                     f"{r['metric']} {fmt(r['metric_value'])}" if r.get("metric") else "—")
-    con.print(runs)
+    seeds = ", ".join(map(str, rec["seeds"])) if isinstance(rec.get("seeds"), list) else rec.get("seeds")
+    con.print(f"[bold]{escape(data['group'])}[/]  group of {len(data['runs'])} runs"
+              + (f" of {escape(str(rec['source']))}" if rec.get("source") else "") + (f", seeds {seeds}" if seeds else ""), highlight=False)
+    print_table(*run_columns(data["members"], ("id", "seed", "status", "problem", "epochs", "monitor", "best", "eval")), title="runs", con=con)
     rows = {}
     if data["best"]["monitor"]:
         rows[f"best {data['best']['monitor']} ({data['best']['mode']})"] = data["best"]
@@ -236,6 +286,6 @@ def show_group(group: Group, json_out: bool = False) -> None:
     if data["eval"]:
         ev = data["eval"]
         rows.update({f"{ev['split']} {k}": v for k, v in ev["metrics"].items()})
-    con.print(stats_table(rows, title="over the runs (mean, std, 95% interval from Student's t)", label="quantity"))
+    print_stats(rows, title="over the runs (mean, std, 95% interval from Student's t)", label="quantity")
     if not data["eval"]:
-        con.print(f"no eval.json yet: lstmctl eval {data['group']} evaluates every run")
+        con.print(f"no eval.json yet: lstmctl eval {escape(data['group'])} evaluates every run", highlight=False)

@@ -1,17 +1,29 @@
 """Small pieces the loop calls once per fold of step losses or once per epoch: the finite-loss guards,
-the best-model tracker (best.pt's weights) and early stopping. Each stateful one has
-state_dict()/load_state_dict() so the checkpoint (train/state.py) carries it. TensorBoard: tracking.py.
+the best-model tracker (best.pt's weights), early stopping and the epoch hook (lstmctl tune's pruner).
+Each stateful one has state_dict()/load_state_dict() so the checkpoint (train/state.py) carries it.
+TensorBoard: tracking.py.
 """
 
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, Callable
 
 import torch
 
 from lstmctl.errors import RunFailed
+from lstmctl.runs import RunDir, utcnow
 from lstmctl.schema import EarlyStopping
+
+EpochHook = Callable[[int, dict[str, Any]], bool]
+"""Called after each epoch (best model, schedule and stop rules done) with (epoch, metrics row); True
+stops the run there, as pruned. lstmctl tune passes one that reports the monitored value to Optuna's
+pruner. It keeps no state in the checkpoint: a pruned run resumed later trains on as an ordinary run."""
+
+
+def record_pruned(run: RunDir, summary: dict[str, Any]) -> None:
+    """run.json of a run the epoch hook stopped: status "pruned" and the epoch it stopped at."""
+    run.update(status="pruned", ended=utcnow(), pruned_at=summary["epochs_done"], **summary)
 
 
 def check_train_losses(values: list[float], epoch: int, start: int) -> None:

@@ -2,7 +2,8 @@
 
 Its parts: setup.py (threads, precision, compile, optimizer, schedule, data order), state.py (what
 last.pt and best.pt hold: restored in full, a run continues bit-for-bit on CPU), recorder.py
-(metrics.csv, run.json), signals.py (Ctrl-C), hooks.py (best model, early stopping, loss guards).
+(metrics.csv, run.json), signals.py (Ctrl-C), hooks.py (best model, early stopping, loss guards, the
+epoch hook through which lstmctl tune's pruner stops a trial: the run ends with status "pruned").
 After an epoch (every train.val_every-th, and the last) one pass over the validation split gives val_loss
 and the task's val_<metric> columns; the monitor (train.monitor) picks best.pt and drives the rest.
 """
@@ -24,7 +25,7 @@ from lstmctl.models.layers import describe_kernel
 from lstmctl.runs import RunDir
 from lstmctl.session import Session, loss_name, make_criterion
 from lstmctl.train import setup
-from lstmctl.train.hooks import BestModel, EarlyStopper, check_train_losses, check_val_loss
+from lstmctl.train.hooks import BestModel, EarlyStopper, EpochHook, check_train_losses, check_val_loss, record_pruned
 from lstmctl.train.progress import ProgressReporter
 from lstmctl.train.recorder import Recorder
 from lstmctl.train.signals import StopSignal
@@ -33,10 +34,11 @@ from lstmctl.train.tracking import TensorBoardLogger
 
 
 class Trainer:
-    """Trains one run. `resume` is a loaded last.pt (None: a fresh start); `epochs` overrides train.epochs."""
+    """Trains one run. `resume` is a loaded last.pt (None: a fresh start); `epochs` overrides train.epochs;
+    `epoch_hook(epoch, row)` returning True stops the run as pruned (hooks.EpochHook)."""
 
     def __init__(self, session: Session, run: RunDir, *, resume: dict[str, Any] | None = None,
-                 epochs: int | None = None, quiet: bool = False, dist=None):
+                 epochs: int | None = None, quiet: bool = False, dist=None, epoch_hook: EpochHook | None = None):
         cfg, device = session.cfg, session.device
         self.cfg, self.run, self.data, self.device = cfg, run, session.data, device
         self.dist = dist  # lstmctl.train.distributed.Dist or None
@@ -66,6 +68,7 @@ class Trainer:
         self.recorder = Recorder(run, metric_columns(self.data), enabled=self.is_main)
         self.stop = StopSignal(main=self.is_main, ddp=dist is not None, on_quit=self.recorder.quitting)
         self.last_losses: dict[str, Any] = {}
+        self.epoch_hook = epoch_hook
         self._saved_at: tuple[int, int] | None = None  # (epoch, step) of this process's last save
         if resume is not None:
             self.state.restore(resume, run, device)
@@ -128,7 +131,10 @@ class Trainer:
         summary = {"epochs_done": st.epoch, "stop_reason": stop_reason, "best": self.best.summary(), "final": self.last_losses}
         if self.dist is not None:
             self.dist.ended(summary)
-        self.recorder.completed(summary)
+        if stop_reason == "pruned" and self.is_main:  # lstmctl tune's pruner stopped it (no hook under DDP)
+            record_pruned(self.run, summary)
+        else:
+            self.recorder.completed(summary)
         return summary
 
     def _announce(self, progress: ProgressReporter) -> None:
@@ -260,5 +266,7 @@ class Trainer:
             return "stop_at_loss"
         if self.state.stopper.should_stop(row):
             return "early_stopping"
+        if self.epoch_hook is not None and self.epoch_hook(self.state.epoch, row):
+            return "pruned"
         return None
 
