@@ -18,10 +18,10 @@ import sys
 import threading
 from pathlib import Path
 
-from rich.table import Table
+from rich.markup import escape
 
 from lstmctl import config as config_mod
-from lstmctl.commands.output import console, fmt, print_json, say
+from lstmctl.commands.output import ID, NUM, TEXT, Col, fmt, print_json, print_table, say
 from lstmctl.commands.seeds import share_threads
 from lstmctl.errors import Interrupted, RunFailed, UserError
 from lstmctl.search import driver, report
@@ -184,14 +184,16 @@ def show(name: str, storage: str | None = None, runs_dir=None, *, json_out: bool
 
 def print_study(data: dict) -> None:
     keys = list(dict.fromkeys(k for t in data["trials"] for k in t["params"]))
-    table = Table(title=f"study {data['study']}: {len(data['trials'])} trials, {data['monitor']} ({data['mode']})")
-    for col in ("trial", "state", data["monitor"] or "value", *keys, "epochs", "run"):
-        table.add_column(col, overflow="fold")
+    # on a narrow terminal: trial, value and run first, then the searched parameters, state and epochs last
+    cols = [Col("trial", 0, NUM, "right"), Col("state", 3, TEXT, min=8), Col(data["monitor"] or "value", 0, NUM),
+            *[Col(k, 2, NUM) for k in keys], Col("epochs", 4, NUM, "right"), Col("run", 1, ID)]
+    rows = []
     for t in data["trials"]:
         state = t["state"] + (f" @ {t['pruned_at']}" if t.get("pruned_at") else "") + (" (retried)" if t.get("retried") else "")
-        table.add_row(str(t["number"]), state, fmt(t["value"]), *[fmt(t["params"].get(k)) for k in keys],
-                      fmt(t["epochs"]), fmt(t["run"]) if t["state"] != "FAIL" or t["run"] else fmt(t.get("error", ""))[:60])
-    console().print(table)
+        run = fmt(t["run"]) if t["state"] != "FAIL" or t["run"] else fmt(t.get("error", ""))[:60]
+        rows.append([str(t["number"]), escape(state), fmt(t["value"]), *[escape(fmt(t["params"].get(k))) for k in keys],
+                     fmt(t["epochs"]), escape(run)])
+    print_table(cols, rows, title=f"study {data['study']}: {len(data['trials'])} trials, {data['monitor']} ({data['mode']})")
     best = data["best"]
     if best is None:
         print(f"no completed trial yet in study {data['study']}")
