@@ -99,3 +99,34 @@ def run_lstmctl(*args: str, env: dict | None = None, timeout: float = 120, **kw)
     return subprocess.run(
         [sys.executable, "-m", "lstmctl", *map(str, args)], capture_output=True, text=True, env=full_env, timeout=timeout, **kw
     )
+
+
+# In CI (CI=true) what the suite needs is installed by .ci/run: a test that would skip for want of it
+# is a broken CI set-up, so it fails instead of going green with part of the suite silently skipped.
+# Each entry: a piece of a skip reason, and what CI failed to provide.
+REQUIRED_IN_CI = {
+    "C compiler": "a C compiler (apt-get install gcc)",
+    "Fashion-MNIST files absent": "Debian's dataset-fashion-mnist",
+    "tensorboard extra": "the tensorboard extra",
+    "tune extra": "the tune extra (optuna, psycopg)",
+    "PostgreSQL": "a PostgreSQL server (tools/postgres.sh)",
+}
+
+
+def skip_is_a_ci_failure(reason: str) -> str | None:
+    """What CI lacks when a test skips with `reason` (None: a skip that is fine anywhere, e.g. CUDA)."""
+    if os.environ.get("CI", "").lower() != "true":
+        return None
+    return next((need for key, need in REQUIRED_IN_CI.items() if key in reason), None)
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    outcome = yield
+    report = outcome.get_result()
+    if report.skipped and isinstance(report.longrepr, tuple):
+        reason = str(report.longrepr[2])
+        need = skip_is_a_ci_failure(reason)
+        if need is not None:
+            report.outcome = "failed"
+            report.longrepr = f"CI=true but this test would skip ({reason}): .ci/run did not provide {need}"
