@@ -77,20 +77,101 @@ def test_unit_and_none_normalisation_subset_and_saved_state(tmp_path, no_system)
     unit = build(root=str(tmp_path / "d"), normalize="unit", subset=5)
     assert len(unit.train) == 5 and len(unit.test) == 5
     assert 0 <= float(unit.train.x.min()) and float(unit.train.x.max()) <= 1
-    raw = build(root=str(tmp_path / "d"), normalize="none")
+    raw = build(root=str(tmp_path / "d"), normalize="none", val_images=0)
     assert float(raw.train.x.max()) > 1 and torch.equal(raw.train.x.round(), raw.train.x)
+    # a run recorded before the validation carve (no val_images in its state) is rebuilt as it was trained
     again = mn.build_mnist(mn.MnistParams(root=str(tmp_path / "d"), subset=5), seed=0, state={"pixel_mean": 10.0, "pixel_std": 2.0})
     torch.testing.assert_close(again.train.x, (raw.train.x[:5] - 10) / 2)
+    assert again.val is None and "val_images" not in again.state
+
+
+# ---------------------------------------------------------------- the validation carve
+
+
+def _rows(x: torch.Tensor) -> set[bytes]:
+    return {bytes(r.numpy().tobytes()) for r in x.reshape(len(x), -1).to(torch.uint8)}
+
+
+def test_validation_carve_is_fixed_seeded_disjoint_and_leaves_test_alone(tmp_path, no_system):
+    """The carve follows data.val_seed, never the run's seed; it never touches the test files."""
+    fake_files(tmp_path / "d", n_train=120, n_test=12)
+    p = mn.MnistParams(root=str(tmp_path / "d"), normalize="none", val_images=8)
+    runs = [mn.build_mnist(p, seed=s) for s in (0, 1, 7)]
+    a = runs[0]
+    assert len(a.val) == 8 and len(a.train) == 112
+    for b in runs[1:]:  # every seed of a group validates, trains and tests on the same images
+        assert torch.equal(b.val.x, a.val.x) and torch.equal(b.val.y, a.val.y) and torch.equal(b.train.x, a.train.x)
+    assert not _rows(a.val.x) & _rows(a.train.x)  # disjoint (the fake images are all distinct)
+    whole = mn.build_mnist(p.model_copy(update={"val_images": 0}), seed=0)
+    assert whole.val is None and _rows(a.val.x) | _rows(a.train.x) == _rows(whole.train.x)
+    assert torch.equal(a.test.x, whole.test.x) and torch.equal(a.test.y, whole.test.y)  # test untouched, in file order
+    # drawn at random, not the last images of the file; another val_seed draws others
+    assert not torch.equal(a.val.x, whole.train.x[-8:])
+    other = mn.build_mnist(p.model_copy(update={"val_seed": 1}), seed=0)
+    assert not torch.equal(other.val.x, a.val.x)
+    assert a.state["val_images"] == 8 and a.state["val_seed"] == 0
+    # independent of the global RNG state
+    torch.manual_seed(123)
+    assert torch.equal(mn.build_mnist(p, seed=0).val.x, a.val.x)
+
+
+def test_carve_counts_small_files_and_val_fraction(tmp_path, no_system):
+    fake_files(tmp_path / "d", n_train=40)
+    root = str(tmp_path / "d")
+    assert len(build(root=root).val) == 3  # 5,000 asked: a twelfth of the 40 images at most
+    assert len(build(root=root, val_images=2).val) == 2
+    assert build(root=root, val_images=0).val is None
+    assert len(build(root=root, val_fraction=0.25).val) == 10  # an explicit share replaces val_images
+    with pytest.raises(UserError, match="leaves no training data"):
+        build(root=root, val_fraction=0.999)
+    fake_files(tmp_path / "four", n_train=4)
+    b = build(root=str(tmp_path / "four"))
+    assert (len(b.train), len(b.val)) == (3, 1)  # at least one validation image
+    fake_files(tmp_path / "one", n_train=1)
+    assert build(root=str(tmp_path / "one")).val is None  # nothing to carve from a single image
+    assert mn.val_count(60_000, 5000, 0.0) == 5000 and mn.val_count(60_000, 9000, 0.0) == 5000
+
+
+def test_subset_takes_a_prefix_of_the_fixed_carve(tmp_path, no_system):
+    """subset never changes which images validate, and never leaves validation empty."""
+    fake_files(tmp_path / "d", n_train=240, n_test=30)
+    p = mn.MnistParams(root=str(tmp_path / "d"), normalize="none", val_images=20)
+    full = mn.build_mnist(p, seed=0)
+    for n in (1, 5, 50):
+        small = mn.build_mnist(p.model_copy(update={"subset": n}), seed=3)
+        assert len(small.train) == n and len(small.val) == min(n, 20) and len(small.test) == min(n, 30)
+        assert torch.equal(small.val.x, full.val.x[: len(small.val)])
+        assert torch.equal(small.train.x, full.train.x[:n]) and torch.equal(small.test.x, full.test.x[:n])
+        assert small.state["val_images"] == 20  # the carve is recorded from the whole file
+
+
+def test_reopened_run_keeps_its_recorded_carve(tmp_path, no_system):
+    fake_files(tmp_path / "d", n_train=120)
+    p = mn.MnistParams(root=str(tmp_path / "d"))
+    first = mn.build_mnist(p.model_copy(update={"val_images": 6, "val_seed": 4}), seed=0)
+    # reopened with its data_state.json: the recorded carve wins over the config's (default) values
+    again = mn.build_mnist(p, seed=0, state=json.loads(json.dumps(first.state)))
+    assert torch.equal(again.val.x, first.val.x) and torch.equal(again.train.x, first.train.x)
+    assert again.state == first.state
+
+
+@pytest.mark.skipif(not SYSTEM_FASHION.is_dir(), reason=f"Fashion-MNIST files absent ({SYSTEM_FASHION})")
+def test_real_fashion_mnist_carves_5000_balanced_images():
+    b = mn.build_fashion_mnist(mn.MnistParams(normalize="none"), seed=0)
+    assert (len(b.train), len(b.val), len(b.test)) == (55_000, 5_000, 10_000)
+    counts = torch.bincount(b.val.y, minlength=10)
+    assert int(counts.min()) > 400 and int(counts.max()) < 600  # a random draw: every class about 500 times
+    assert b.state["val_images"] == 5000 and b.state["val_seed"] == 0
 
 
 def test_search_order_env_and_cache(tmp_path, no_system, monkeypatch):
     fake_files(tmp_path / "cache" / "lstmctl" / "mnist", n_train=20)
-    assert len(build().train) == 20  # the cache folder
+    assert len(build(val_images=0).train) == 20  # the cache folder
     fake_files(tmp_path / "env" / "mnist", n_train=30)
     monkeypatch.setenv("LSTMCTL_DATA_DIR", str(tmp_path / "env"))
-    assert len(build().train) == 30  # $LSTMCTL_DATA_DIR/<name> before the cache
+    assert len(build(val_images=0).train) == 30  # $LSTMCTL_DATA_DIR/<name> before the cache
     fake_files(tmp_path / "root", n_train=10)
-    assert len(build(root=str(tmp_path / "root")).train) == 10  # data.root first
+    assert len(build(root=str(tmp_path / "root"), val_images=0).train) == 10  # data.root first
 
 
 def test_missing_files_error_names_files_dirs_and_remedies(tmp_path, no_system):
@@ -144,12 +225,12 @@ def test_download_over_http_with_a_dead_mirror_first(tmp_path, no_system, monkey
     _with_md5(monkeypatch, md5)
     dead = "http://127.0.0.1:9/"  # discard port: connection refused
     b = build(root=str(tmp_path / "dl"), download=True, mirrors=[dead, url])
-    assert len(b.train) == 40
+    assert len(b.train) + len(b.val) == 40
     assert sorted(p.name for p in (tmp_path / "dl").iterdir()) == sorted(md5)  # no .part files left
     for name, h in md5.items():
         assert hashlib.md5((tmp_path / "dl" / name).read_bytes()).hexdigest() == h
     # second build finds the files and downloads nothing (the mirror list is unreachable now)
-    assert len(build(root=str(tmp_path / "dl"), download=True, mirrors=[dead]).train) == 40
+    assert len(build(root=str(tmp_path / "dl"), download=True, mirrors=[dead], val_images=0).train) == 40
 
 
 def test_download_from_file_url_into_cache(tmp_path, no_system, monkeypatch):

@@ -93,6 +93,26 @@ def test_inline_two_companies_and_errors():
         build_inline(InlineParams(sequences=[[1, 2]], targets=[0], test_sequences=[[1, 2]]), seed=0)
 
 
+def test_inline_validation_on_the_training_sequences_or_held_out():
+    p = InlineParams(sequences=[[0, 0.5, 0.25, 1], [1, 0.5, 0.25, 1]], targets=[0, 1], val_on_train=True)
+    b = build_inline(p, seed=0)
+    assert torch.equal(b.val.x, b.train.x) and torch.equal(b.val.y, b.train.y) and len(b.train) == 2
+    assert build_inline(p.model_copy(update={"val_on_train": False}), seed=0).val is None
+    held = build_inline(p.model_copy(update={"val_on_train": False}), seed=0, val_fraction=0.5)
+    assert len(held.train) == 1 and torch.equal(held.val.x, b.train.x[1:])  # the last sequence held out
+    with pytest.raises(UserError, match="excludes train.val_fraction"):
+        build_inline(p, seed=0, val_fraction=0.5)
+
+
+def test_synthetic_validation_is_its_own_draw():
+    """Validation sequences are extra draws from their own stream: train keeps its size and its data."""
+    p = AddingParams(length=10, n_train=40, n_test=8)
+    with_val, without = build_adding(p, seed=0, val_fraction=0.25), build_adding(p, seed=0)
+    assert len(with_val.val) == 10 and torch.equal(with_val.train.x, without.train.x)
+    assert torch.equal(with_val.test.x, without.test.x)
+    assert not torch.equal(with_val.val.x, with_val.train.x[:10]) and not torch.equal(with_val.val.x[:8], with_val.test.x)
+
+
 def test_inline_extra_metrics_name_each_prediction():
     b = build_inline(InlineParams(sequences=[[0, 1], [1, 0]], targets=[0, 1], names=["A", "B"]), seed=0)
     pred = torch.tensor([[0.25], [0.5]])

@@ -2,7 +2,9 @@
 
 For the smallest experiments, the ones people use to understand a cell (the Lightning tutorial's two
 companies). Without `test_sequences` the test split IS the training data: with two examples there is
-nothing to hold out, and the point is to see whether the cell can fit them at all.
+nothing to hold out, and the point is to see whether the cell can fit them at all. For the same
+reason `val_on_train: true` makes the validation split the training sequences too (selection then
+follows the fit, and says so); `train.val_fraction` holds out the last sequences instead.
 """
 
 from __future__ import annotations
@@ -36,6 +38,11 @@ class InlineParams(Strict):
     test_sequences: list[list[Step]] | None = Field(None, description="held-out sequences; null = test on the training sequences")
     test_targets: list[Target] | None = Field(None, description="targets of test_sequences")
     names: list[str] | None = Field(None, description="a label per training sequence, for plots and tables")
+    val_on_train: bool = Field(
+        False,
+        description="validate on the training sequences themselves (for toys with nothing to hold out: the "
+        "validation metrics then measure the fit, not generalisation); excludes train.val_fraction",
+    )
 
 
 def _inputs(seqs: list[list[Step]], where: str) -> torch.Tensor:
@@ -98,7 +105,12 @@ def build_inline(p: InlineParams, *, seed: int, val_fraction: float = 0.0, state
         test_is_train = True
     if p.names is not None and len(p.names) != len(x):
         raise UserError(f"data.names: {len(p.names)} names for {len(x)} sequences")
-    train, val = carve_val(train, val_fraction, "inline sequences")
+    if p.val_on_train:
+        if val_fraction > 0:
+            raise UserError("data.val_on_train validates on the training sequences; it excludes train.val_fraction (set it to 0)")
+        val = Split(x.clone(), y.clone())
+    else:
+        train, val = carve_val(train, val_fraction, "inline sequences")
     if task is Task.CLASSIFICATION:
         out = int(max(int(y.max()), int(test.y.max()))) + 1
         out = max(out, 2)

@@ -5,11 +5,19 @@ Files are found in this order: `data.root`, `$LSTMCTL_DATA_DIR` (and its `<name>
 `dataset-fashion-mnist` package installs `/usr/share/datasets/fashion-mnist`). `download: true`
 fetches the four files from the mirrors torchvision uses, checks each md5 and renames into place
 only when it matches, so an interrupted download never leaves a half file under the real name.
+
+Validation: `val_images` (default 5,000) training images are carved at random with `val_seed`, a data
+seed of its own (default 0), NOT the run's seed: every seed of a group, and every run of a sweep,
+validates on the same images and trains on the same others. The test files are never part of it
+(only `lstmctl eval` reads them). `subset` takes the first N of each split after the carve, so the
+carve itself never depends on it. Runs recorded before the carve existed (their data_state.json has
+no `val_images`) are rebuilt as they were trained: no carve, `train.val_fraction` as before.
 """
 
 from __future__ import annotations
 
 import hashlib
+import math
 import os
 import urllib.error
 import urllib.request
@@ -84,7 +92,20 @@ class MnistParams(Strict):
     mirrors: list[str] | None = Field(
         None, description="base URLs to download from, tried in order; null = the mirrors torchvision uses"
     )
-    subset: int | None = Field(None, ge=1, description="use only the first N images of each split (quick runs)")
+    subset: int | None = Field(
+        None, ge=1,
+        description="use only the first N images of each split: training, validation (of the fixed carve) and test (quick runs)",
+    )
+    val_images: int = Field(
+        5000, ge=0,
+        description="training images carved (at random, with val_seed) as the validation split; 0 = none. At most a "
+        "twelfth of the training images (5,000 of 60,000 is exactly that), at least one; train.val_fraction > 0 "
+        "replaces it with that share of the training images",
+    )
+    val_seed: int = Field(
+        0, ge=0,
+        description="seed of the validation carve, independent of the run's seed: every run seed validates on the same images",
+    )
     normalize: Literal["standard", "unit", "none"] = Field(
         "standard",
         description="standard: zero mean, unit std (statistics of the training images); unit: pixels/255; none: 0..255",
@@ -241,16 +262,64 @@ def load_arrays(files: dict[str, Path]) -> tuple[np.ndarray, np.ndarray, np.ndar
     return xs_tr, ys_tr, xs_te, ys_te
 
 
+def val_count(n: int, val_images: int, val_fraction: float) -> int:
+    """How many of `n` training images the validation carve takes."""
+    if val_fraction > 0:  # an explicit share: no cap, but something must be left to train on
+        count = max(1, math.ceil(n * val_fraction))
+        if n - count < 1:
+            raise UserError(
+                f"train.val_fraction={val_fraction} leaves no training data: there are only {n} training images; lower it"
+            )
+        return count
+    if val_images <= 0 or n < 2:
+        return 0
+    # a twelfth at most (5,000 of 60,000): the small files of quick tests keep most of their images
+    return min(val_images, max(1, n // 12))
+
+
+def carve(n: int, count: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """(training indices, validation indices), each ascending: `count` of `n` images drawn with `seed`.
+
+    Its own torch.Generator, so the carve depends on n, count and seed alone (never on the run's
+    seed or the global RNG state).
+    """
+    if count <= 0:
+        return torch.arange(n), torch.arange(0)
+    order = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
+    val = order[:count].sort().values
+    keep = torch.ones(n, dtype=torch.bool)
+    keep[val] = False
+    return keep.nonzero().squeeze(1), val
+
+
+def _split(xs: np.ndarray, ys: np.ndarray, idx=slice(None)) -> Split:
+    # indexed while still uint8: a quarter of the memory of indexing the float copy
+    return Split(torch.from_numpy(xs[idx].astype(np.float32)), torch.from_numpy(ys[idx].astype(np.int64)))
+
+
+def _splits(
+    xs_tr: np.ndarray, ys_tr: np.ndarray, xs_te: np.ndarray, ys_te: np.ndarray, p: MnistParams, val_fraction: float, saved: dict
+) -> tuple[Split, Split | None, Split, dict]:
+    """Train, validation and test splits (raw pixels), and the carve's record for data_state.json."""
+    test = _split(xs_te, ys_te, slice(0, p.subset))
+    if saved and "val_images" not in saved:  # a run trained before the carve: rebuild it the old way
+        train, val = carve_val(_split(xs_tr, ys_tr, slice(0, p.subset)), val_fraction, "training images")
+        return train, val, test, {}
+    if saved:  # a reopened run: the carve it was trained with, whatever the defaults are now
+        count, seed = int(saved["val_images"]), int(saved["val_seed"])
+    else:
+        count, seed = val_count(len(xs_tr), p.val_images, val_fraction), p.val_seed
+    tr_idx, val_idx = carve(len(xs_tr), count, seed)
+    train = _split(xs_tr, ys_tr, tr_idx[: p.subset].numpy())
+    val = _split(xs_tr, ys_tr, val_idx[: p.subset].numpy()) if count else None
+    return train, val, test, {"val_images": count, "val_seed": seed}
+
+
 def _build(name: str, p: MnistParams, val_fraction: float, state: dict | None) -> DataBundle:
     src = SOURCES[name]
     files = locate(src, p.root, p.download, p.mirrors)
-    xs_tr, ys_tr, xs_te, ys_te = load_arrays(files)
-    if p.subset is not None:
-        xs_tr, ys_tr, xs_te, ys_te = xs_tr[: p.subset], ys_tr[: p.subset], xs_te[: p.subset], ys_te[: p.subset]
-    train = Split(torch.from_numpy(xs_tr.astype(np.float32)), torch.from_numpy(ys_tr.astype(np.int64)))
-    test = Split(torch.from_numpy(xs_te.astype(np.float32)), torch.from_numpy(ys_te.astype(np.int64)))
-    train, val = carve_val(train, val_fraction, "training images")
     saved = state or {}
+    train, val, test, carved = _splits(*load_arrays(files), p, val_fraction, saved)
     if p.normalize == "standard":
         if "pixel_mean" in saved:
             mean, std = float(saved["pixel_mean"]), float(saved["pixel_std"])
@@ -278,7 +347,7 @@ def _build(name: str, p: MnistParams, val_fraction: float, state: dict | None) -
             pixel_offset=mean,
             files={k: str(v) for k, v in files.items()},
         ),
-        state={"normalize": p.normalize, "pixel_mean": mean, "pixel_std": std},
+        state={"normalize": p.normalize, "pixel_mean": mean, "pixel_std": std, **carved},
     )
 
 

@@ -56,12 +56,23 @@ def build_sine_cosine(
         ts = chunk(t[lo:hi].float(), p.seq_len)
         return Split(xs, ys), ts
 
-    train, t_train = make(0, n_train)
     test, t_test = make(n_train, p.points)
-    train, val = carve_val(train, val_fraction)
-    n_val = 0 if val is None else len(val)
-    t_val = t_train[len(t_train) - n_val :] if n_val else None
-    t_train = t_train[: len(t_train) - n_val]
+    train, t_train = make(0, n_train)
+    if val_fraction > 0 and len(train) == 1:
+        # one sequence per split: validation is the last share of the training points, its own
+        # sequence (started from a zero state, as the test sequence is), just before the test span
+        n_val = max(2, math.ceil(n_train * val_fraction))
+        if n_train - n_val < 2:
+            raise UserError(
+                f"train.val_fraction={val_fraction} leaves fewer than 2 of the {n_train} training points; lower it"
+            )
+        train, t_train = make(0, n_train - n_val)
+        val, t_val = make(n_train - n_val, n_train)
+    else:  # several sequences: the last of them, as before
+        train, val = carve_val(train, val_fraction)
+        n_val = 0 if val is None else len(val)
+        t_val = t_train[len(t_train) - n_val :] if n_val else None
+        t_train = t_train[: len(t_train) - n_val]
     return DataBundle(
         task=Task.REGRESSION_STEP,
         train=train,
