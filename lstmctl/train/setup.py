@@ -22,6 +22,31 @@ from lstmctl.errors import ConfigError
 from lstmctl.evaluation import TAIL_COLUMNS, metric_columns
 
 
+def busy_cores(sample_s: float = 0.1) -> float:
+    """How many cores other work keeps busy now: /proc/stat's idle share over `sample_s` on Linux.
+
+    Not the load average: it counts tasks blocked on I/O too, and on some VMs it sits at ~1 with the
+    CPUs idle (the 2-core box of docs/performance.md), which made auto pick 1 thread on an idle
+    machine and Fashion-MNIST epochs 1.5x slower. The load average is the fallback elsewhere.
+    """
+    def ticks():
+        with open("/proc/stat") as f:
+            fields = [int(v) for v in f.readline().split()[1:]]
+        return sum(fields), fields[3] + fields[4]  # all, idle + iowait
+
+    try:
+        total0, idle0 = ticks()
+        time.sleep(sample_s)
+        total1, idle1 = ticks()
+    except (OSError, ValueError, IndexError):
+        try:
+            return os.getloadavg()[0]  # runnable processes, averaged over the last minute
+        except (AttributeError, OSError):
+            return 0.0
+    elapsed = total1 - total0
+    return 0.0 if elapsed <= 0 else (os.cpu_count() or 1) * (1 - (idle1 - idle0) / elapsed)
+
+
 def auto_threads(n_params: int) -> int:
     """train.threads: auto. Measured with benchmarks/bench_threads.py (see docs/performance.md):
 
@@ -32,11 +57,7 @@ def auto_threads(n_params: int) -> int:
     """
     if n_params < 20_000:
         return 1
-    try:
-        busy = os.getloadavg()[0]  # runnable processes, averaged over the last minute
-    except (AttributeError, OSError):
-        busy = 0.0
-    idle = max(1, int((os.cpu_count() or 1) - busy + 0.5))
+    idle = max(1, int((os.cpu_count() or 1) - busy_cores() + 0.5))
     return max(1, min(torch.get_num_threads(), idle))
 
 
