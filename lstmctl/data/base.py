@@ -13,7 +13,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import Any, ClassVar
+from typing import Any, Callable, ClassVar
 
 import torch
 
@@ -85,6 +85,10 @@ class DataBundle:
     state: dict[str, Any] = field(default_factory=dict)
     # regression: a column name per output value, for `lstmctl predict` (None: prediction_0, 1, ...)
     target_names: list[str] | None = None
+    # data augmentation: a random transform of a TRAINING batch (x, generator) -> x, applied by the
+    # trainer to training batches only (validation, test, eval and predict see the data as it is);
+    # the generator is seeded per (seed, epoch, step, rank), so a resumed run draws the same
+    augment: Callable[[torch.Tensor, torch.Generator], torch.Tensor] | None = None
 
     def split(self, name: str) -> Split:
         s = {"train": self.train, "val": self.val, "test": self.test}.get(name)

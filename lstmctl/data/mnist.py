@@ -29,6 +29,7 @@ import numpy as np
 import torch
 from pydantic import Field
 
+from lstmctl.data.augment import augmenter
 from lstmctl.data.base import DataBundle, Split, Task, carve_val
 from lstmctl.data.facts import ImageFacts
 from lstmctl.data.idx import read_idx
@@ -105,6 +106,16 @@ class MnistParams(Strict):
     val_seed: int = Field(
         0, ge=0,
         description="seed of the validation carve, independent of the run's seed: every run seed validates on the same images",
+    )
+    hflip: bool = Field(
+        False,
+        description="augment: mirror each training image left-right with probability 0.5, drawn anew every epoch "
+        "(clothes look alike mirrored; digits do not: leave it off for mnist)",
+    )
+    shift: int = Field(
+        0, ge=0, le=4,
+        description="augment: move each training image by up to N pixels up/down and left/right (random, every "
+        "epoch), filling with background",
     )
     normalize: Literal["standard", "unit", "none"] = Field(
         "standard",
@@ -348,6 +359,7 @@ def _build(name: str, p: MnistParams, val_fraction: float, state: dict | None) -
             files={k: str(v) for k, v in files.items()},
         ),
         state={"normalize": p.normalize, "pixel_mean": mean, "pixel_std": std, **carved},
+        augment=augmenter(p.hflip, p.shift, background=(0.0 - mean) / std),
     )
 
 

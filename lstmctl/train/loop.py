@@ -180,12 +180,15 @@ class Trainer:
         clip = self.cfg.train.grad_clip
         onecycle = self.sched is not None and self.cfg.train.scheduler.name == "onecycle"
         x_all, y_all = self.train_split.x, self.train_split.y
+        augment, rank = self.data.augment, 0 if self.dist is None else self.dist.rank
         step_losses: list[torch.Tensor] = []
         sizes: list[int] = []
         state = st.carry if stateful else None
         for i in range(st.step_in_epoch, len(batches)):
             idx = batches[i]
             xb, yb = (x_all, y_all) if idx is None else (x_all[idx], y_all[idx])
+            if augment is not None:
+                xb = augment(xb, setup.batch_generator(self.cfg.seed, epoch, i, rank))
             if self.amp_dtype is None:
                 out, new_state = self.net(xb, state)
                 loss = self.criterion(out, yb)

@@ -147,6 +147,12 @@ def epoch_order(seed: int, epoch: int, n: int, shuffle: bool) -> torch.Tensor:
     return torch.randperm(n, generator=g)
 
 
+def batch_generator(seed: int, epoch: int, step: int, rank: int = 0) -> torch.Generator:
+    """The random numbers of one training batch's augmentation: from (seed, epoch, step, rank) alone,
+    so a run resumed mid-epoch draws what it would have drawn, and ranks draw differently."""
+    return torch.Generator().manual_seed(((seed * 1_000_003 + epoch) * 1_000_033 + step) * 101 + rank)
+
+
 def stateful_order(n: int, batch_size: int) -> torch.Tensor:
     """Order chunks so that row j of every batch continues row j of the batch before.
 
