@@ -10,17 +10,20 @@ from __future__ import annotations
 import torch
 
 
-def augmenter(hflip: bool, shift: int, background: float):
+def augmenter(hflip: bool, shift: int, background: float, image_shape: tuple[int, int] = (28, 28)):
     """The training-batch transform of data.hflip / data.shift (None when both are off).
 
-    A batch is (B, 28 rows, 28 pixels): mirroring reverses each row; a shift crops a window of the
-    image padded with `background` (a blank pixel in the normalised units) at a random offset.
+    A batch is (B, steps, features), one or more image rows per step: it is viewed as (B, rows,
+    columns) images, mirroring reverses each row, a shift crops a window of the image padded with
+    `background` (a blank pixel in the normalised units) at a random offset.
     """
     if not hflip and shift == 0:
         return None
 
     def augment(x: torch.Tensor, g: torch.Generator) -> torch.Tensor:
-        b, rows, cols = x.shape
+        batch_shape = x.shape
+        b, (rows, cols) = len(x), image_shape
+        x = x.reshape(b, rows, cols)
         if hflip:
             flip = torch.rand(b, generator=g) < 0.5
             x = torch.where(flip.to(x.device)[:, None, None], x.flip(-1), x)
@@ -31,6 +34,6 @@ def augmenter(hflip: bool, shift: int, background: float):
             r = dy[:, None] + torch.arange(rows, device=x.device)  # (B, rows): the rows each image keeps
             c = dx[:, None] + torch.arange(cols, device=x.device)
             x = padded[torch.arange(b, device=x.device)[:, None, None], r[:, :, None], c[:, None, :]]
-        return x
+        return x.reshape(batch_shape)
 
     return augment

@@ -107,6 +107,11 @@ class MnistParams(Strict):
         0, ge=0,
         description="seed of the validation carve, independent of the run's seed: every run seed validates on the same images",
     )
+    rows_per_step: Literal[1, 2, 4, 7, 14, 28] = Field(
+        1,
+        description="image rows read per time step: 2 reads 14 steps of 56 pixels (two rows side by side), "
+        "about half the time per epoch of 1; a divisor of 28",
+    )
     hflip: bool = Field(
         False,
         description="augment: mirror each training image left-right with probability 0.5, drawn anew every epoch "
@@ -341,15 +346,17 @@ def _build(name: str, p: MnistParams, val_fraction: float, state: dict | None) -
         mean, std = 0.0, 255.0
     else:
         mean, std = 0.0, 1.0
+    k = p.rows_per_step
     for s in (train, val, test):
         if s is not None:
             s.x.sub_(mean).div_(std)
+            s.x = s.x.reshape(len(s.x), 28 // k, 28 * k)  # k rows side by side per step (a view)
     return DataBundle(
         task=Task.CLASSIFICATION,
         train=train,
         val=val,
         test=test,
-        input_size=28,
+        input_size=28 * k,
         output_size=10,
         facts=ImageFacts(
             class_names=list(src.classes),
@@ -359,7 +366,7 @@ def _build(name: str, p: MnistParams, val_fraction: float, state: dict | None) -
             files={k: str(v) for k, v in files.items()},
         ),
         state={"normalize": p.normalize, "pixel_mean": mean, "pixel_std": std, **carved},
-        augment=augmenter(p.hflip, p.shift, background=(0.0 - mean) / std),
+        augment=augmenter(p.hflip, p.shift, background=(0.0 - mean) / std, image_shape=(28, 28)),
     )
 
 

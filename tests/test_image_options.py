@@ -1,5 +1,6 @@
-"""Image augmentation (data.hflip, data.shift): what each transform does to a batch, that only
-training batches are transformed, and that an augmented run is reproducible and resumes exactly."""
+"""Options of the image datasets: rows read per step (data.rows_per_step) and augmentation
+(data.hflip, data.shift): what each does to the data, that only training batches are augmented, and
+that an augmented run is reproducible and resumes exactly."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from lstmctl.data import mnist as mn
 from lstmctl.data.augment import augmenter
 from lstmctl.train.setup import batch_generator
 
@@ -51,6 +53,30 @@ def test_shift_moves_each_image_within_range_and_fills_with_background():
     assert (out == bg).any()  # the background fills what moved in
 
 
+def test_augmenting_batches_of_two_rows_per_step_acts_on_the_images():
+    x = images(32)
+    g = lambda: torch.Generator().manual_seed(5)  # noqa: E731
+    one_row = augmenter(True, 1, background=-1.0)(x, g())
+    two_rows = augmenter(True, 1, background=-1.0)(x.reshape(32, 14, 56), g())
+    assert two_rows.shape == (32, 14, 56)
+    assert torch.equal(two_rows.reshape(32, 28, 28), one_row)
+
+
+@needs_fashion
+def test_rows_per_step_lays_rows_side_by_side():
+    one = mn.build_fashion_mnist(mn.MnistParams(subset=50, val_images=0), seed=0)
+    two = mn.build_fashion_mnist(mn.MnistParams(subset=50, val_images=0, rows_per_step=2), seed=0)
+    assert (one.input_size, two.input_size) == (28, 56)
+    assert two.train.x.shape == (50, 14, 56) and two.test.x.shape == (50, 14, 56)
+    assert torch.equal(two.train.x.reshape(50, 28, 28), one.train.x)
+    assert torch.equal(two.test.x[:, 3, 28:], one.test.x[:, 7])  # step 3 holds rows 6 and 7
+
+
+def test_rows_per_step_must_divide_28():
+    with pytest.raises(ValueError, match="rows_per_step"):
+        mn.MnistParams(rows_per_step=3)
+
+
 def test_batch_generator_depends_on_seed_epoch_step_and_rank_only():
     draw = lambda *a: torch.rand(4, generator=batch_generator(*a))  # noqa: E731
     assert torch.equal(draw(0, 3, 7, 0), draw(0, 3, 7, 0))
@@ -90,3 +116,13 @@ def test_augmented_training_is_reproducible_differs_from_plain_and_resumes_exact
     c = train(cli, "--set", "train.epochs=1", *aug)
     cli("resume", c, "--epochs", "2", "--quiet")
     assert_same_weights(last(c), last(a))
+
+
+@needs_fashion
+def test_two_rows_per_step_trains_evaluates_and_draws_the_images(cli, runs_dir, tmp_path):
+    r = train(cli, "--set", "train.epochs=1", "--set", "data.rows_per_step=2", "--set", "data.hflip=true")
+    res = json.loads(cli("eval", r, "--json").stdout)
+    assert res["metrics"]["confusion_matrix"] and sum(map(sum, res["metrics"]["confusion_matrix"])) == 256
+    cli("plot", r)
+    grid = runs_dir / r / "plots" / "samples.png"
+    assert grid.stat().st_size > 10_000  # the 28x28 images, put back together from 14 steps of 56 pixels
