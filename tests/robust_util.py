@@ -128,10 +128,24 @@ def assert_same_weights(a: Path, b: Path) -> None:
     assert sa["model"].keys() == sb["model"].keys()
     for k in sa["model"]:
         assert torch.equal(sa["model"][k], sb["model"][k]), f"{k} differs"
-    for pid, st in sa["optimizer"]["state"].items():
-        for k, v in st.items():
-            if isinstance(v, torch.Tensor):
-                assert torch.equal(v, sb["optimizer"]["state"][pid][k]), f"optimizer {pid}.{k} differs"
+    assert_same_optimizer(sa["optimizer"], sb["optimizer"])
+
+
+def assert_same_optimizer(a: dict, b: dict) -> None:
+    """Two optimizer state dicts alike both ways: the same parameters with state, the same keys in each
+    (a moment missing on either side fails), equal values (tensors bit for bit), equal param_groups."""
+    assert a["state"].keys() == b["state"].keys(), f"optimizer state for parameters {sorted(a['state'])} vs {sorted(b['state'])}"
+    for pid in a["state"]:
+        sa, sb = a["state"][pid], b["state"][pid]
+        assert sa.keys() == sb.keys(), f"optimizer {pid}: keys {sorted(sa)} vs {sorted(sb)}"
+        for k in sa:
+            va, vb = sa[k], sb[k]
+            if isinstance(va, torch.Tensor) or isinstance(vb, torch.Tensor):
+                same = isinstance(va, torch.Tensor) and isinstance(vb, torch.Tensor) and torch.equal(va, vb)
+            else:
+                same = va == vb
+            assert same, f"optimizer {pid}.{k} differs"
+    assert a["param_groups"] == b["param_groups"], "optimizer param_groups differ"
 
 
 def assert_same_run(resumed: Path, reference: Path) -> None:

@@ -8,7 +8,6 @@ import hashlib
 import http.server
 import json
 import threading
-import time
 from pathlib import Path
 
 import numpy as np
@@ -24,15 +23,30 @@ from lstmctl.errors import UserError
 SYSTEM_FASHION = Path("/usr/share/datasets/fashion-mnist")
 
 
-def fake_files(folder: Path, n_train=40, n_test=12, gz=True, seed=0) -> dict[str, str]:
-    """Four small IDX files; returns their md5s by file name (for the download tests)."""
+def striped(labels: np.ndarray, rng) -> np.ndarray:
+    """Images a model can learn from: noise (0..63) with two columns lit (255) in every row, at
+    columns 2k+4 and 2k+5 for class k: each row a row-by-row LSTM reads shows the class."""
+    images = rng.integers(0, 64, (len(labels), 28, 28), dtype=np.uint8)
+    for i, k in enumerate(labels):
+        images[i, :, 2 * k + 4 : 2 * k + 6] = 255
+    return images
+
+
+def fake_files(folder: Path, n_train=40, n_test=12, gz=True, seed=0, learnable=False) -> dict[str, str]:
+    """Four small IDX files, random images (or striped by class: learnable); returns their md5s by
+    file name (for the download tests)."""
     folder.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(seed)
+    train_labels, test_labels = (np.arange(n) % 10 for n in (n_train, n_test))
+
+    def images(labels):
+        return striped(labels, rng) if learnable else rng.integers(0, 256, (len(labels), 28, 28), dtype=np.uint8)
+
     arrays = {
-        "train-images-idx3-ubyte": rng.integers(0, 256, (n_train, 28, 28), dtype=np.uint8),
-        "train-labels-idx1-ubyte": (np.arange(n_train) % 10).astype(np.uint8),
-        "t10k-images-idx3-ubyte": rng.integers(0, 256, (n_test, 28, 28), dtype=np.uint8),
-        "t10k-labels-idx1-ubyte": (np.arange(n_test) % 10).astype(np.uint8),
+        "train-images-idx3-ubyte": images(train_labels),
+        "train-labels-idx1-ubyte": train_labels.astype(np.uint8),
+        "t10k-images-idx3-ubyte": images(test_labels),
+        "t10k-labels-idx1-ubyte": test_labels.astype(np.uint8),
     }
     md5 = {}
     for stem, arr in arrays.items():
@@ -262,13 +276,16 @@ def test_cli_missing_data_is_exit_2_one_line(tmp_path, no_system, cli, write_con
 
 
 def test_cli_trains_and_evaluates_on_small_files(tmp_path, no_system, cli, write_config):
-    fake_files(tmp_path / "d")
+    """Striped images (the class in every row): 3 epochs score 1.0 on the 50 test images; untrained
+    (train.lr=1e-9) 0.08, chance 0.1."""
+    fake_files(tmp_path / "d", n_train=200, n_test=50, learnable=True)
     path = write_config({"data": {"name": "mnist", "root": "d"}, "model": {"name": "lstm", "hidden_size": 8},
-                         "train": {"epochs": 2, "batch_size": 16, "val_fraction": 0.2}})
+                         "train": {"epochs": 3, "batch_size": 16, "lr": 0.03, "val_fraction": 0.2}})
     cli("train", path, "--quiet")
-    r = cli("eval", "latest", "--json")
-    m = json.loads(r.output)["metrics"]
-    assert 0 <= m["accuracy"] <= 1 and np.array(m["confusion_matrix"]).sum() == 12
+    result = json.loads(cli("eval", "latest", "--json").output)
+    m = result["metrics"]
+    assert result["task"] == "classification" and np.array(m["confusion_matrix"]).sum() == 50
+    assert m["accuracy"] > 0.6, m["accuracy"]
 
 
 @pytest.mark.skipif(not SYSTEM_FASHION.is_dir(), reason=f"Fashion-MNIST files absent ({SYSTEM_FASHION}); "
@@ -280,11 +297,9 @@ def test_real_fashion_mnist_row_lstm_beats_chance(cli, write_config):
         "model": {"name": "lstm", "hidden_size": 32},
         "train": {"epochs": 2, "batch_size": 32, "lr": 0.01},
     })
-    t0 = time.perf_counter()
-    cli("train", path, "--quiet")
+    cli("train", path, "--quiet")  # its seconds: benchmarks/bench_mnist_load.py
     m = json.loads(cli("eval", "latest", "--json").output)["metrics"]
     assert m["accuracy"] > 0.5, m["accuracy"]  # chance: 0.1
-    assert time.perf_counter() - t0 < 120
 
 
 @pytest.mark.parametrize("name", ["mnist.yaml", "fashion_mnist.yaml"])
@@ -294,5 +309,5 @@ def test_shipped_image_configs_run(tmp_path, no_system, cli, name):
     repo = Path(__file__).resolve().parents[1]
     cli("train", repo / "configs" / name, "--set", f"data.root={tmp_path / 'd'}", "--set", "train.epochs=1",
         "--set", "model.hidden_size=8", "--quiet")
-    m = json.loads(cli("eval", "latest", "--json").output)["metrics"]
-    assert len(m["confusion_matrix"]) == 10
+    result = json.loads(cli("eval", "latest", "--json").output)
+    assert result["task"] == "classification" and len(result["metrics"]["confusion_matrix"]) == 10

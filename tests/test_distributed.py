@@ -6,10 +6,13 @@ torch imports (several seconds on a small machine).
 
 from __future__ import annotations
 
+import csv
 import json
+import math
 import subprocess
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 import yaml
@@ -95,12 +98,74 @@ def test_every_rank_recorded_and_used_rank0s_validation_metrics(two_runs):
     assert info["best"]["epoch"] == r2.index(max(r2)) + 1
 
 
-def test_single_process_eval_loads_the_ddp_checkpoint(two_runs, cli):
+def _test_split() -> tuple[torch.Tensor, torch.Tensor]:
+    """CFG's test split written out here, not taken from lstmctl: sin(t) -> cos(t) on 0..12π, the
+    second half of the 160 points, in sequences of 10 (no scaling in sine_cosine)."""
+    t = torch.linspace(0, 12 * math.pi, CFG["data"]["points"], dtype=torch.float64)[CFG["data"]["points"] // 2 :]
+    seq = CFG["data"]["seq_len"]
+    return torch.sin(t).float().view(-1, seq, 1), torch.cos(t).float().view(-1, seq, 1)
+
+
+def _outputs_of(weights: dict, x: torch.Tensor) -> torch.Tensor:
+    """The lstm model (nn.LSTM, batch first, then a linear head per step) built here from a state dict."""
+    hidden = CFG["model"]["hidden_size"]
+    lstm, head = torch.nn.LSTM(1, hidden, batch_first=True), torch.nn.Linear(hidden, 1)
+    lstm.load_state_dict({k.removeprefix("backbone."): v for k, v in weights.items() if k.startswith("backbone.")})
+    head.load_state_dict({k.removeprefix("head."): v for k, v in weights.items() if k.startswith("head.")})
+    with torch.no_grad():
+        return head(lstm(x)[0])
+
+
+def test_single_process_eval_loads_the_ddp_checkpoint(two_runs, cli, tmp_path):
+    """`eval` and `predict` in this test process (no process group) give what best.pt's own weights give."""
     _, runs, _ = two_runs[0]
     run = _only_run(runs)
-    r = cli("eval", run.name, "--json", "--runs-dir", runs)  # this test process: no process group
+    best = torch.load(run / "checkpoints" / "best.pt", weights_only=True)["model"]
+    x, y = _test_split()
+    want = _outputs_of(best, x)
+
+    r = cli("eval", run.name, "--json", "--runs-dir", runs)
     result = json.loads(r.stdout)
-    assert result["metrics"]["mse"] < 1.0 and (run / "eval.json").is_file()
+    assert result["checkpoint"] == "best" and (run / "eval.json").is_file()
+    assert math.isclose(result["metrics"]["mse"], float(((want - y).double() ** 2).mean()), rel_tol=1e-5)
+
+    np.save(tmp_path / "x.npy", x.numpy())
+    cli("predict", run.name, "--input", tmp_path / "x.npy", "--output", tmp_path / "p.csv", "--runs-dir", runs)
+    with open(tmp_path / "p.csv", newline="") as f:
+        rows = list(csv.reader(f))[1:]  # sequence, step, prediction
+    got = torch.tensor([[float(r[-1])] for r in rows]).view_as(want)
+    assert [(int(r[0]), int(r[1])) for r in rows] == [(i, t) for i in range(x.shape[0]) for t in range(x.shape[1])]
+    assert (got - want).abs().max() < 1e-6
+
+
+def test_two_ranks_train_like_one_process_on_their_joint_batches(two_runs, cli, write_config, runs_dir):
+    """The ranks see different data and DDP averages their gradients. Rank r takes every 2nd index of
+    the epoch's order from r (DistributedSampler's stride), in batches of 2, so step k of the pair
+    covers order[4k : 4k+4], the batch of 4 that one process with batch_size 4 takes at step k
+    (the same seeded order), and the mean of the two ranks' mean-loss gradients is that batch's
+    gradient. So the 2-rank run equals the 1-process run with batch_size 4, to rounding. Ranks that
+    both trained on everything (no sharding) take 4 steps of 2 an epoch and end elsewhere; ranks
+    whose gradients were not averaged would differ from each other (and from this run)."""
+    _, runs, dump = two_runs[0]
+    ddp_run = _only_run(runs)
+    cli("train", write_config(base=CFG, update={"train.batch_size": 2 * CFG["train"]["batch_size"]}), "--quiet")
+    one_run = _only_run(runs_dir)
+    one = torch.load(one_run / "checkpoints" / "last.pt", weights_only=True)["model"]
+    ddp = torch.load(dump / "rank0.pt", weights_only=True)
+    assert one.keys() == ddp.keys()
+    for k in one:
+        torch.testing.assert_close(ddp[k], one[k], rtol=1e-5, atol=1e-5, msg=lambda m, k=k: f"{k}: {m}")
+
+    def table(run):
+        with open(run / "metrics.csv", newline="") as f:
+            return [{k: float(v) for k, v in row.items() if k not in ("seconds", "lr")} for row in csv.DictReader(f)]
+
+    a, b = table(ddp_run), table(one_run)
+    assert len(a) == len(b) == CFG["train"]["epochs"]
+    for ra, rb in zip(a, b):
+        assert ra.keys() == rb.keys()
+        for k in ra:
+            assert math.isclose(ra[k], rb[k], rel_tol=1e-4, abs_tol=1e-6), (ra["epoch"], k, ra[k], rb[k])
 
 
 def test_fixed_seed_two_process_run_is_reproducible(two_runs):
@@ -145,18 +210,36 @@ def test_outside_torchrun_there_is_no_process_group(monkeypatch):
 
 
 def test_compile_is_wired_into_the_trainer(write_config, cli, runs_dir, monkeypatch):
-    """train.compile hands the model to torch.compile (stubbed: inductor takes minutes on a small CPU)."""
-    seen = []
+    """train.compile hands the model to the real torch.compile and trains with what it returns. The
+    backend (inductor takes minutes on a small CPU) is a counting one: Dynamo traces the model as
+    usual and every captured graph runs eagerly, counted. A trainer that compiled the model but then
+    stepped the uncompiled one would run no graph."""
+    real_compile, seen, graphs_run = torch.compile, [], []
 
-    def fake_compile(module, *a, **kw):
+    def counting_backend(gm, example_inputs):
+        def run(*args):
+            graphs_run.append(1)
+            return gm.forward(*args)
+        return run
+
+    def compile_counting(module, *a, **kw):
         seen.append(module)
-        return module
+        return real_compile(module, backend=counting_backend)
 
-    monkeypatch.setattr(torch, "compile", fake_compile)
-    cli("train", write_config({"train.compile": True, "train.epochs": 1}), "-q")
+    import torch._dynamo as dynamo
+
+    monkeypatch.setattr(torch, "compile", compile_counting)
+    dynamo.reset()
+    try:
+        # lstm_cell: Dynamo captures graphs around the hand-built layer; around nn.LSTM it captures none
+        cli("train", write_config({"train.compile": True, "train.epochs": 2, "model.name": "lstm_cell"}), "-q")
+    finally:
+        dynamo.reset()
     (run,) = [p for p in runs_dir.iterdir() if p.is_dir()]
     info = json.loads((run / "run.json").read_text())
     assert len(seen) == 1 and isinstance(seen[0], torch.nn.Module)
+    # at least one captured graph runs per training step, and there is at least one step an epoch
+    assert len(graphs_run) >= 2, f"{len(graphs_run)} compiled graph runs in 2 epochs"
     assert info["compile"] is True and info["compile_s"] >= 0 and info["status"] == "completed"
 
 

@@ -83,11 +83,15 @@ def _single_unit_pair(dtype):
     return ref, hand
 
 
-@needs_cc
+@pytest.mark.parametrize("path", [pytest.param("c", marks=needs_cc), "torch"])
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64], ids=["f32", "f64"])
-def test_gates_over_their_whole_range(k, dtype):
-    """Sigmoid and tanh are written out in C on an exp() of lstmctl's own: they must agree with
-    torch's from deep saturation to zero, each sample a different pre-activation, 20k of them."""
+def test_gates_over_their_whole_range(path, dtype, monkeypatch):
+    """Each path computes the gates its own way: the C loops write sigmoid and tanh out on an exp()
+    of lstmctl's own; the pure-torch path gets tanh from one sigmoid, tanh(z) = 2σ(2z) - 1 (with the g
+    weights doubled and the cell carried doubled). Both must agree with nn.LSTM from deep saturation
+    to zero, each sample a different pre-activation, 20k of them, values and gradients."""
+    monkeypatch.setenv("LSTMCTL_KERNEL", path)
+    assert (kernel.get() is not None) == (path == "c")  # the path named is the one that runs
     ref, hand = _single_unit_pair(dtype)
     z = torch.cat([torch.linspace(-120, 120, 20_001, dtype=dtype), torch.tensor([0.0, -0.0, 1e-30, -1e-30, 1e4, -1e4], dtype=dtype)])
     x = z.view(-1, 1, 1).repeat(1, 3, 1)  # three steps, so the cell state feeds back
@@ -175,14 +179,21 @@ def test_wrong_input_size_is_refused_like_nn_lstm(path, monkeypatch):
             cells.lstm_layer(torch.randn(3, 2, 5), torch.zeros(2, 4), torch.zeros(2, 4), torch.randn(16, 6), torch.randn(16, 4), torch.zeros(16), torch.zeros(16))
 
 
-@pytest.mark.parametrize("path", ["auto", "torch"])
+@pytest.mark.parametrize("path", [pytest.param("c", marks=needs_cc), "torch"])
 def test_second_derivative_raises_instead_of_being_wrong(path, monkeypatch):
+    """The hand-written backward is not itself differentiable: once_differentiable on
+    _LSTMLayer.backward makes a second derivative raise its own error. Without the guard the C path
+    gives a wrong second derivative without a word (what C computed enters as constants) and the
+    torch path fails on its out= buffers with another RuntimeError, so the message is matched."""
     monkeypatch.setenv("LSTMCTL_KERNEL", path)
     m = HandLSTM(3, 4)
+    assert (kernel.get() is not None) == (path == "c")  # the path named is the one that runs
     x = torch.randn(2, 5, 3, requires_grad=True)
     (gx,) = torch.autograd.grad(m(x)[0].pow(2).sum(), x, create_graph=True)
-    with pytest.raises(RuntimeError):
-        torch.autograd.grad(gx.pow(2).sum(), list(m.parameters()))
+    # backward() runs the whole graph of gx, so the guard's node executes and raises; grad() with
+    # respect to the parameters would stop earlier (the guard cuts them out of gx's graph)
+    with pytest.raises(RuntimeError, match="differentiate twice a function that was marked with @once_differentiable"):
+        gx.pow(2).sum().backward()
 
 
 def test_meta_device_and_float64_under_autocast():

@@ -2,15 +2,34 @@
 
 import csv
 import json
+import math
 
 import numpy as np
 import pytest
+import torch
 import yaml
 
 from lstmctl import load_run
 from tests.conftest import CONFIGS
 
 PNG = b"\x89PNG\r\n\x1a\n"
+
+
+def forward_best(run_dir, x: np.ndarray, per_step: bool = True) -> np.ndarray:
+    """Outputs computed without lstmctl: best.pt's weights loaded (strictly) into a fresh nn.LSTM and
+    nn.Linear -- the `lstm` model's layout (backbone.*, head.*) -- and x run through them. A per-step
+    head reads every step's output; a per-sequence one the last step's."""
+    cfg = yaml.safe_load((run_dir / "config.yaml").read_text())
+    weights = torch.load(run_dir / "checkpoints" / "best.pt", map_location="cpu", weights_only=True)["model"]
+    hidden, layers = cfg["model"]["hidden_size"], cfg["model"].get("num_layers", 1)
+    n_in, n_out = weights["backbone.weight_ih_l0"].shape[1], weights["head.weight"].shape[0]
+    lstm = torch.nn.LSTM(n_in, hidden, num_layers=layers, batch_first=True)
+    head = torch.nn.Linear(hidden, n_out)
+    lstm.load_state_dict({k[len("backbone."):]: v for k, v in weights.items() if k.startswith("backbone.")})
+    head.load_state_dict({k[len("head."):]: v for k, v in weights.items() if k.startswith("head.")})
+    with torch.no_grad():
+        out, _ = lstm(torch.as_tensor(x, dtype=torch.float32))
+        return head(out if per_step else out[:, -1]).numpy()
 
 
 def train(cli, write_config, *sets, update=None):
@@ -72,14 +91,14 @@ def test_compare_lists_only_differences(cli, write_config, tmp_path):
     assert r.exit_code == 2 and "at least two runs" in r.output
 
 
-def test_predict_from_npy(cli, write_config, tmp_path):
+def test_predict_from_npy(cli, write_config, tmp_path, runs_dir):
     train(cli, write_config)
     x = np.sin(np.linspace(0, 3, 30, dtype=np.float32)).reshape(3, 10, 1)
     np.save(tmp_path / "x.npy", x)
     cli("predict", "latest", "--input", tmp_path / "x.npy", "--output", tmp_path / "p.csv")
     rows = list(csv.DictReader(open(tmp_path / "p.csv")))
     assert len(rows) == 30 and set(rows[0]) == {"sequence", "step", "prediction_0"}
-    expected = load_run("latest").predict(x)
+    expected = forward_best(next(runs_dir.iterdir()), x)  # sine_cosine: raw inputs, no scaler
     assert np.allclose([float(r["prediction_0"]) for r in rows], expected.reshape(-1), atol=1e-6)
     np.save(tmp_path / "bad.npy", np.zeros((2, 5, 3), dtype=np.float32))
     r = cli("predict", "latest", "--input", tmp_path / "bad.npy", ok=False)
@@ -141,17 +160,50 @@ def test_config_show_validate_schema(cli, write_config):
         jsonschema.validate({**yaml.safe_load(path.read_text()), "model": {"name": "lstm", "hiden_size": 3}}, schema)
 
 
-@pytest.mark.parametrize("sched", ["step", "cosine", "plateau", "onecycle"])
+# 40 points, the first 20 for training, in sequences of 5: 4 sequences, 1 of them validates (0.25),
+# 3 train at batch size 1: 3 optimizer steps an epoch, 12 in the 4 epochs.
+SCHEDULE_RUN = ["data.seq_len=5", "train.batch_size=1", "train.epochs=4", "train.val_fraction=0.25"]
+
+
+def one_cycle(step: int, total: int, max_lr: float, pct_start: float) -> float:
+    """OneCycleLR's rate after `step` steps (two cosine phases; div_factor 25, final_div_factor 1e4)."""
+    start, low = max_lr / 25, max_lr / 25 / 1e4
+    peak_at, end_at = pct_start * total - 1, total - 1
+
+    def cos(a, b, pct):
+        return b + (a - b) / 2 * (math.cos(math.pi * pct) + 1)
+
+    if step <= peak_at:
+        return cos(start, max_lr, step / peak_at)
+    return cos(max_lr, low, (step - peak_at) / (end_at - peak_at))
+
+
+# The lr column holds the rate each epoch trained with: per-epoch schedules step after the epoch's
+# row (epoch k ran after k-1 steps), onecycle steps after every batch (epoch k ends after 3k of 12).
+SCHEDULES = {
+    "step": (["train.scheduler.step_size=2", "train.scheduler.gamma=0.5"],
+             [0.01 * 0.5 ** ((k - 1) // 2) for k in (1, 2, 3, 4)]),
+    "cosine": (["train.scheduler.min_lr=0.001"],  # T_max = train.epochs = 4
+               [0.001 + (0.01 - 0.001) * (1 + math.cos(math.pi * (k - 1) / 4)) / 2 for k in (1, 2, 3, 4)]),
+    "onecycle": (["train.scheduler.max_lr=0.02", "train.scheduler.pct_start=0.25"],
+                 [one_cycle(3 * k, 12, 0.02, 0.25) for k in (1, 2, 3, 4)]),
+    # lr 1e-7: the validation loss cannot improve by plateau's relative threshold (1e-4), so with
+    # patience 0 epoch 1 sets the best, and every later epoch halves the rate (factor 0.5)
+    "plateau": (["train.lr=1e-7", "train.scheduler.patience=0", "train.scheduler.factor=0.5"],
+                [1e-7, 1e-7, 5e-8, 2.5e-8]),
+}
+
+
+@pytest.mark.parametrize("sched", list(SCHEDULES))
 def test_schedulers_record_the_learning_rate(cli, write_config, runs_dir, sched):
-    train(cli, write_config, f"train.scheduler.name={sched}", "train.scheduler.step_size=1", "train.scheduler.patience=0",
-          "train.epochs=4", "train.val_fraction=0.25")
-    run = next(runs_dir.iterdir())
-    lrs = [float(r["lr"]) for r in csv.DictReader(open(run / "metrics.csv"))]
-    assert len(lrs) == 4
-    if sched == "plateau":
-        assert lrs[-1] <= lrs[0]
-    else:
-        assert len(set(lrs)) > 1, lrs
+    sets, expected = SCHEDULES[sched]
+    train(cli, write_config, f"train.scheduler.name={sched}", *SCHEDULE_RUN, *sets)
+    rows = list(csv.DictReader(open(next(runs_dir.iterdir()) / "metrics.csv")))
+    if sched == "plateau":  # the stall the expected rates assume
+        val = [float(r["val_loss"]) for r in rows]
+        assert all(abs(b - a) < 1e-4 * a for a, b in zip(val, val[1:])), val
+    lrs = [float(r["lr"]) for r in rows]
+    assert lrs == pytest.approx(expected, rel=1e-9, abs=0), (lrs, expected)
 
 
 def test_early_stopping(cli, write_config, runs_dir):
@@ -171,3 +223,11 @@ def test_python_api(cli, write_config):
     assert not run.model.training and next(run.model.parameters()).device.type == "cpu"
     y = run.predict(np.zeros((10, 1), dtype=np.float32))
     assert y.shape == (1, 10, 1)
+    # the test split, built here from the data's definition: sin over 40 points of [0, 12π], the last
+    # 20 in 2 sequences of 10; its predictions against best.pt's weights forwarded without lstmctl
+    t = np.linspace(0, 12 * np.pi, 40)
+    x_test = np.sin(t[20:]).astype(np.float32).reshape(2, 10, 1)
+    assert np.allclose(run.data.test.x.numpy(), x_test, atol=1e-6)
+    expected = forward_best(run.path, x_test)
+    assert np.abs(expected).max() > 0.01  # a real output, not an all-zero model
+    assert np.allclose(run.predict(x_test), expected, atol=1e-6)

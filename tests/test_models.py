@@ -8,7 +8,7 @@ import json
 import pytest
 import torch
 
-from lstmctl import config
+from lstmctl import config, load_run
 from lstmctl.data.base import Task
 from lstmctl.models.base import count_parameters
 from lstmctl.registry import MODELS
@@ -33,7 +33,9 @@ def eval_mse(cli) -> float:
 
 # sin2cos.yaml as shipped; the two slowest per epoch get lr 0.02, which halves their epochs (they
 # pass at the default lr 0.01 too: peephole test MSE 3.4e-4 in 307 epochs, gru 3.3e-4 in 245).
+# "lstm" is the config's own model: the tutorial's headline result.
 TRAIN_CASES = {
+    "lstm": [],
     "lstm_cell": [],
     "lstm_cell-peephole": ["--set", "model.variant=peephole", "--set", "train.lr=0.02"],
     "stacked_lstm": [],
@@ -49,7 +51,8 @@ def test_family_learns_sin2cos(cli, case):
     name = case.split("-")[0]
     cli("train", SIN2COS, "--set", f"model.name={name}", *TRAIN_CASES[case], "--quiet")
     mse = eval_mse(cli)
-    assert mse < 1e-3, f"{case}: test MSE {mse:.3g}"
+    bound = 5e-4 if case == "lstm" else 1e-3  # lstm: the headline (about 1.1e-4 here), with room for other BLAS
+    assert mse < bound, f"{case}: test MSE {mse:.3g}"
 
 
 # ----------------------------------------------------------------- building
@@ -196,9 +199,21 @@ def test_bad_model_settings_are_one_line_errors(cli, sets, needle):
 
 
 def test_stacked_dropout_works_with_one_layer(cli):
-    """Keras-style dropout follows every layer, so a single layer with dropout is valid."""
+    """Keras-style dropout follows every layer, the last included, so a single layer with dropout is
+    valid and its dropout acts (unlike nn.LSTM's, which only sits between layers): two training-mode
+    passes of the trained run's model differ, two eval-mode passes are equal."""
     cli("train", SIN2COS, "--set", "model.name=stacked_lstm", "--set", "model.dropout=0.2",
         "--set", "train.epochs=2", "--quiet")
+    model = load_run("latest").model
+    assert len(model.backbone.layers) == 1
+    x = torch.sin(torch.linspace(0, 6, 40)).view(1, 40, 1)
+    with torch.no_grad():
+        model.train()
+        a, b = model(x)[0], model(x)[0]
+        assert not torch.equal(a, b), "training mode: the one layer's dropout should make two passes differ"
+        model.eval()
+        c, d = model(x)[0], model(x)[0]
+        assert torch.equal(c, d), "eval mode: no dropout"
 
 
 # ----------------------------------------------------------------- stateful training (TBPTT)

@@ -6,6 +6,7 @@ loaded silently."""
 from __future__ import annotations
 
 import json
+import os
 import random
 import signal
 import subprocess
@@ -37,9 +38,20 @@ def _check_after_kill(run, pid):
         assert f.name.endswith(f".{pid}.tmp"), f.name  # a write cut short: named after its writer
 
 
+def kill_seed() -> int:
+    """The seed of the kill moments: $LSTMCTL_KILL_SEED to replay a failure, else a fresh one (each
+    run of the suite tries other moments). Printed (pytest shows it beside a failure) and named in
+    the assertion messages about the kills. A replay draws the same moments in epochs; their seconds
+    follow this machine's measured epoch."""
+    seed = int(os.environ.get("LSTMCTL_KILL_SEED") or random.SystemRandom().randrange(2**32))
+    print(f"kill moments: LSTMCTL_KILL_SEED={seed}")
+    return seed
+
+
 def test_kill_9_repeatedly_then_resume_matches_an_unkilled_run(cli, tmp_path, runs_dir):
-    rng = random.Random()
-    delays = []
+    seed = kill_seed()
+    rng = random.Random(seed)
+    delays = [f"LSTMCTL_KILL_SEED={seed}"]  # then each delay, in epochs and in seconds
     cfg = write_cfg(tmp_path / "exact.yaml", epochs=N)
     proc = popen("train", cfg)
     run = wait_for_rows(runs_dir, 1, proc, timeout=60)
@@ -47,8 +59,10 @@ def test_kill_9_repeatedly_then_resume_matches_an_unkilled_run(cli, tmp_path, ru
     wait_until(lambda: metrics_rows(run) >= 2, proc, poll=0.002)
     epoch_s = time.monotonic() - t0  # wall time of one epoch here, checkpoint writes included
     for attempt in range(3):
-        delay = rng.uniform(0.0, 6 * epoch_s)  # somewhere in the next few epochs: steps, evals or writes
-        delays.append(round(delay, 4))
+        epochs = rng.uniform(0.0, 6.0)  # somewhere in the next few epochs: steps, evals or writes
+        delay = epochs * epoch_s
+        delays.append(f"{epochs:.4f} epochs = {delay:.4f} s")
+        print(f"kill {attempt + 1} after {delays[-1]}")
         time.sleep(delay)
         proc.send_signal(signal.SIGKILL)
         rc = proc.wait(timeout=30)

@@ -5,6 +5,7 @@ run ends bit-for-bit where an uninterrupted one does. A second Ctrl-C quits at o
 from __future__ import annotations
 
 import signal
+import subprocess
 
 from lstmctl import checkpoint as ckpt
 from tests.robust_util import (
@@ -62,21 +63,62 @@ def test_sigint_and_sigterm_save_state_and_resume_is_exact(cli, tmp_path):
         assert_same_run(run, reference)
 
 
-SLOW = {  # about a quarter of a second per step: time for a second Ctrl-C to land inside one
-    **EXACT,
-    "data": {"name": "sine_cosine", "points": 16_000, "seq_len": 2000},
-    "model": {"name": "lstm", "hidden_size": 256},
-    "train": {"epochs": 1000, "batch_size": 2, "checkpoint_every_s": 0},
-}
+# A model whose training steps hold forever while $LSTMCTL_TEST_HOLD names a folder, after writing
+# "in-step" there: the second Ctrl-C lands inside a step whatever a step costs on this machine, and
+# only that second Ctrl-C can end the process (the step it interrupts never finishes).
+HELD_PLUGIN = """
+import os
+import time
+from pathlib import Path
+
+from pydantic import Field
+from torch import nn
+
+from lstmctl.models.base import SequenceModel
+from lstmctl.registry import register_model
+from lstmctl.schema import Strict
+
+
+class HeldParams(Strict):
+    hidden_size: int = Field(4, ge=1, description="units")
+
+
+class HeldLSTM(nn.LSTM):
+    def forward(self, x, state=None):
+        hold = os.environ.get("LSTMCTL_TEST_HOLD")
+        if hold and self.training:
+            Path(hold, "in-step").write_text(str(os.getpid()))
+            while True:
+                time.sleep(0.01)
+        return super().forward(x, state)
+
+
+@register_model("held_lstm", HeldParams)
+def build_held(p, input_size, output_size, task):
+    return SequenceModel(HeldLSTM(input_size, p.hidden_size, batch_first=True), p.hidden_size, output_size, task, False)
+"""
 
 
 def test_second_ctrl_c_quits_at_once_and_leaves_whole_files(cli, tmp_path, runs_dir):
-    proc = popen("train", write_cfg(tmp_path / "slow.yaml", base=SLOW))
-    wait_until(lambda: "training sequences" in stderr_so_far(proc), proc)
-    proc.send_signal(signal.SIGINT)
-    wait_until(lambda: "stopping after this step" in stderr_so_far(proc), proc, timeout=30, poll=0.005)
-    proc.send_signal(signal.SIGINT)
-    rc, out, err = finish(proc)
+    (tmp_path / "plugin").mkdir()
+    (tmp_path / "plugin" / "held_lstm_plugin.py").write_text(HELD_PLUGIN)
+    hold = tmp_path / "hold"
+    hold.mkdir()
+    held = {**EXACT, "plugins": ["held_lstm_plugin"], "plugin_dir": str(tmp_path / "plugin"),
+            "model": {"name": "held_lstm", "hidden_size": 4}}
+    proc = popen("train", write_cfg(tmp_path / "held.yaml", base=held), env={"LSTMCTL_TEST_HOLD": str(hold)})
+    try:
+        wait_until(lambda: (hold / "in-step").exists(), proc)  # inside the first training step
+        proc.send_signal(signal.SIGINT)
+        wait_until(lambda: "stopping after this step" in stderr_so_far(proc), proc)
+        proc.send_signal(signal.SIGINT)
+        rc, out, err = finish(proc, timeout=30)
+    except subprocess.TimeoutExpired:
+        raise AssertionError(f"a second SIGINT did not end a process held inside a step: {stderr_so_far(proc)}")
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
     assert rc == 130, err
     assert "SIGINT again: quitting now" in err and "Traceback" not in err
     run = only_run(runs_dir)
@@ -85,7 +127,7 @@ def test_second_ctrl_c_quits_at_once_and_leaves_whole_files(cli, tmp_path, runs_
         ckpt.load(f)
     for f in (run / "checkpoints").glob(".*.tmp"):  # a write cut short carries the writer's pid
         assert f.name.endswith(f".{proc.pid}.tmp")
-    # and the run goes on from what was saved (here: from the start, or from a mid-epoch save)
+    # and the run goes on from what was saved (here: from the start); this process holds no step
     cli("resume", run.name, "--epochs", "1", "--quiet")
     assert run_info(run)["status"] == "completed" and load_ckpt(run / "checkpoints" / "last.pt")["epoch"] == 1
     assert not list((run / "checkpoints").glob(".*.tmp"))  # resume cleans up after killed writers
