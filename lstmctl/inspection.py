@@ -229,15 +229,9 @@ def _run(cell: Cell, seq: torch.Tensor) -> dict[str, list[torch.Tensor]]:
 
 
 def _head(model: SequenceModel, output: torch.Tensor) -> torch.Tensor:
-    """The head as SequenceModel.forward applies it: per step, or on the final state (bidirectional:
-    the forward half at the last step, the backward half at step 0). Its weights are read detached,
-    in the trace's dtype."""
-    if not model.per_step:
-        if model.bidirectional:
-            half = output.shape[-1] // 2
-            output = torch.cat([output[:, -1, :half], output[:, 0, half:]], dim=-1)
-        else:
-            output = output[:, -1]
+    """The head as SequenceModel.forward applies it (SequenceModel.summarize: per step, the final state
+    or a pool over the steps). Its weights are read detached, in the trace's dtype."""
+    output = model.summarize(output)
     head = model.head
     bias = None if head.bias is None else head.bias.detach().to(output.dtype)
     return F.linear(output, head.weight.detach().to(output.dtype), bias)

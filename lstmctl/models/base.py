@@ -23,32 +23,46 @@ class RecurrentParams(Strict):
     )
     std: float = Field(0.1, gt=0, description="init: normal only, the standard deviation")
     forget_bias: float | None = Field(None, description="LSTM only: initial forget-gate bias, e.g. 1.0")
+    pool: Literal["last", "mean", "max"] = Field(
+        "last",
+        description="per-sequence tasks: what the head reads: the final state (last), or the mean or the "
+        "maximum over every step's outputs (each step then gets gradient straight from the loss)",
+    )
 
 
 class SequenceModel(nn.Module):
     """backbone (returns output, state) + a linear head per step or on the final state.
 
-    Per-sequence tasks read the final state: for a bidirectional backbone, the forward half at the
-    last step and the backward half at step 0 (the backward direction's state after the whole input).
+    Per-sequence tasks read the final state (pool: last): for a bidirectional backbone, the forward
+    half at the last step and the backward half at step 0 (the backward direction's state after the
+    whole input); or the mean or maximum of every step's outputs (pool: mean | max).
     """
 
-    def __init__(self, backbone: nn.Module, out_features: int, output_size: int, task: Task, bidirectional: bool):
+    def __init__(self, backbone: nn.Module, out_features: int, output_size: int, task: Task, bidirectional: bool,
+                 pool: str = "last"):
         super().__init__()
         self.backbone = backbone
         self.head = nn.Linear(out_features, output_size)
         self.per_step = Task(task).per_step
         self.bidirectional = bidirectional
+        self.pool = pool
+
+    def summarize(self, out: torch.Tensor) -> torch.Tensor:
+        """What the head reads of the backbone's (N, T, features) outputs: per step, or pooled per sequence."""
+        if self.per_step:
+            return out
+        if self.pool == "mean":
+            return out.mean(dim=1)
+        if self.pool == "max":
+            return out.amax(dim=1)
+        if self.bidirectional:
+            half = out.shape[-1] // 2
+            return torch.cat([out[:, -1, :half], out[:, 0, half:]], dim=-1)
+        return out[:, -1]
 
     def forward(self, x: torch.Tensor, state=None):
         out, state = self.backbone(x, state)
-        if self.per_step:
-            return self.head(out), state
-        if self.bidirectional:
-            half = out.shape[-1] // 2
-            last = torch.cat([out[:, -1, :half], out[:, 0, half:]], dim=-1)
-        else:
-            last = out[:, -1]
-        return self.head(last), state
+        return self.head(self.summarize(out)), state
 
 
 def init_recurrent(module: nn.Module, p: RecurrentParams, gates: int = 4, forget_gate: int | None = 1) -> None:

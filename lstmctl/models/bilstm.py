@@ -26,4 +26,4 @@ def build_bilstm(p: BiLSTMParams, input_size: int, output_size: int, task: Task)
     else:
         rnn = nn.LSTM(input_size, p.hidden_size, p.num_layers, dropout=p.dropout, bidirectional=True, batch_first=True)
     init_recurrent(rnn, p)
-    return SequenceModel(rnn, 2 * p.hidden_size, output_size, task, bidirectional=True)
+    return SequenceModel(rnn, 2 * p.hidden_size, output_size, task, bidirectional=True, pool=p.pool)

@@ -37,4 +37,4 @@ def build_gru(p: GRUParams, input_size: int, output_size: int, task: Task) -> nn
         rnn = nn.GRU(input_size, p.hidden_size, p.num_layers, dropout=p.dropout, bidirectional=p.bidirectional, batch_first=True)
     init_recurrent(rnn, p, gates=3, forget_gate=None)
     width = p.hidden_size * (2 if p.bidirectional else 1)
-    return SequenceModel(rnn, width, output_size, task, bidirectional=p.bidirectional)
+    return SequenceModel(rnn, width, output_size, task, bidirectional=p.bidirectional, pool=p.pool)

@@ -31,4 +31,4 @@ def build_lstm_cell(p: LSTMCellParams, input_size: int, output_size: int, task: 
     else:
         init_recurrent(rnn, p)
     width = p.hidden_size * (2 if p.bidirectional else 1)
-    return SequenceModel(rnn, width, output_size, task, bidirectional=p.bidirectional)
+    return SequenceModel(rnn, width, output_size, task, bidirectional=p.bidirectional, pool=p.pool)

@@ -25,4 +25,4 @@ def build_lstm(p: LSTMParams, input_size: int, output_size: int, task: Task) -> 
         batch_first=True,
     )
     init_recurrent(rnn, p)
-    return SequenceModel(rnn, p.hidden_size, output_size, task, bidirectional=False)
+    return SequenceModel(rnn, p.hidden_size, output_size, task, bidirectional=False, pool=p.pool)

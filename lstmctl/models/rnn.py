@@ -39,4 +39,4 @@ def build_rnn(p: RNNParams, input_size: int, output_size: int, task: Task) -> nn
     )
     init_recurrent(rnn, p, gates=1, forget_gate=None)
     width = p.hidden_size * (2 if p.bidirectional else 1)
-    return SequenceModel(rnn, width, output_size, task, bidirectional=p.bidirectional)
+    return SequenceModel(rnn, width, output_size, task, bidirectional=p.bidirectional, pool=p.pool)

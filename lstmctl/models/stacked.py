@@ -64,4 +64,4 @@ def build_stacked_lstm(p: StackedLSTMParams, input_size: int, output_size: int, 
     widths = p.widths()
     rnn = StackedLSTM(input_size, widths, p.dropout, p.cell)
     init_recurrent(rnn, p)
-    return SequenceModel(rnn, widths[-1], output_size, task, bidirectional=False)
+    return SequenceModel(rnn, widths[-1], output_size, task, bidirectional=False, pool=p.pool)
