@@ -21,9 +21,11 @@ import torch
 
 from lstmctl.config import Config
 from lstmctl.data.base import DataBundle
+from lstmctl.data.facts import SeriesFacts
 from lstmctl.errors import UserError
-from lstmctl.evaluation import predict
+from lstmctl.evaluation import predict, quantile_levels
 from lstmctl.inspection import gate_arrays
+from lstmctl.metrics import quantile_outputs
 from lstmctl.registry import DATASETS
 from lstmctl.groups import Group, members_or_error, resolve, single_run
 from lstmctl.runs import RunDir
@@ -82,14 +84,32 @@ class Run:
             )
         if not torch.isfinite(t).all():
             raise UserError("input contains NaN or infinite values")
+        if isinstance(b.facts, SeriesFacts) and (b.facts.window_norm != "none" or b.facts.transform != "none"):
+            # each window's own norm and the last actual value are needed to undo them: a CSV carries those
+            raise UserError(
+                f"run {self.id} normalises each window or transforms its target (data.window_norm/target_transform); "
+                "predict from a CSV: lstmctl predict RUN --input file.csv, or Run.prediction_inputs(path)"
+            )
         t = b.scale_inputs(t)  # raw values, scaled as the run's fitted scaler did in training
         return self.outputs(predict(self.model, t, self.config.train.stateful))
 
-    def outputs(self, out: torch.Tensor) -> np.ndarray:
-        """Raw model outputs as a user reads them: class probabilities, or values in the target's own units."""
+    def outputs(self, out: torch.Tensor, to_units=None) -> np.ndarray:
+        """Raw model outputs as a user reads them: class probabilities, or values in the target's own units
+        (through `to_units`, a dataset's own inverse from prediction_inputs, else the saved scaler). A
+        quantile run's (..., O*Q) outputs come back sorted per value (levels in increasing order), each
+        level mapped to the target's units."""
         if self.data.task.classification:
             return torch.softmax(out, dim=-1).numpy()
-        return self.data.inverse_target(out).numpy()
+        if to_units is None:
+            units = lambda o: self.data.inverse_target(o).numpy()  # noqa: E731
+        else:  # a dataset's inverse takes and returns numpy arrays
+            units = lambda o: np.asarray(to_units(o.numpy()))  # noqa: E731
+        levels = quantile_levels(self.data)
+        if not levels:
+            return units(out)
+        q = quantile_outputs(out, len(levels))  # (..., O, Q), in order
+        values = np.stack([units(q[..., k].contiguous()) for k in range(len(levels))], axis=-1)
+        return values.reshape(*values.shape[:-2], -1)
 
     def inspect(self, x) -> dict[tuple[int, str, str], np.ndarray]:
         """Every gate and state of the model for inputs x, keyed (layer, direction, gate), e.g.

@@ -21,6 +21,7 @@ from typing import Annotated, Optional
 
 import typer
 
+from lstmctl.cli_options import Checkpoint, ConfigFile, Debug, JsonOut, Quiet, ReadRef, RunRef, RunsDir, Sets, Wide
 from lstmctl.errors import EXIT_SIGINT, Interrupted, LstmctlError
 
 app = typer.Typer(
@@ -35,24 +36,6 @@ config_app = typer.Typer(help="Show, validate or describe configs.", no_args_is_
 app.add_typer(config_app, name="config")
 
 _state = {"debug": os.environ.get("LSTMCTL_DEBUG", "") not in ("", "0")}
-
-RunsDir = Annotated[
-    Optional[Path],
-    typer.Option("--runs-dir", envvar="LSTMCTL_RUNS_DIR", help="Directory holding the runs (default ./runs)."),
-]
-Debug = Annotated[bool, typer.Option("--debug", help="Show the full traceback on errors.")]
-JsonOut = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON on stdout.")]
-Wide = Annotated[bool, typer.Option("--wide", help="Print every column of the tables, whatever the terminal's width.")]
-Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="No progress output.")]
-Sets = Annotated[
-    Optional[list[str]],
-    typer.Option("--set", "-s", help="Override a config key, e.g. --set train.lr=0.003 (value parsed as YAML). Repeatable."),
-]
-RunRef = Annotated[str, typer.Argument(help="Run id, a unique prefix of one, or 'latest'.")]
-ReadRef = Annotated[str, typer.Argument(help="Run or group id, a unique prefix of one, or 'latest' (the newest run).")]
-Checkpoint = Annotated[str, typer.Option("--checkpoint", "-c", help="best or last.")]
-ConfigFile = Annotated[Path, typer.Argument(help="YAML config file.")]
-
 
 def _err(text: str) -> None:
     from rich.console import Console  # lazy: see the rule at the top
@@ -359,6 +342,28 @@ def config_schema(debug: Debug = False) -> None:
         from lstmctl.commands import config as command
 
         command.schema()
+
+
+@app.command()
+def backtest(
+    config: ConfigFile,
+    folds: Annotated[int, typer.Option("--folds", min=1, help="Forecast origins (folds), one run each.")],
+    step: Annotated[
+        Optional[int],
+        typer.Option("--step", min=1, show_default=False, help="Test rows per fold (default: the test block / K, at least the horizon)."),
+    ] = None,
+    refit: Annotated[bool, typer.Option("--refit/--no-refit", help="Train a model per fold, or once on fold 1 for every origin.")] = True,
+    set_: Sets = None,
+    runs_dir: RunsDir = None,
+    quiet: Quiet = False,
+    json_out: JsonOut = False,
+    debug: Debug = False,
+) -> None:
+    """Rolling-origin backtest of a series config: K folds on an expanding window, as a group of runs, beside the baselines."""
+    with handled(debug):
+        from lstmctl.commands import backtest as command
+
+        command.backtest(config, folds, step, refit, set_, runs_dir, quiet=quiet, json_out=json_out)
 
 
 @app.command()

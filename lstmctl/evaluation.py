@@ -6,6 +6,8 @@
     metric_columns(data)                        metrics.csv's columns for a run on this dataset
     validation_metrics(data, outputs)           the val_<metric> cells of an epoch, from that same pass
     score(data, model, split_name, stateful)    the metrics `lstmctl eval` writes to eval.json
+    quantile_levels, quantiles_in_units,        a quantile run (train.loss: quantile): its levels, its outputs
+    point_outputs                               as (..., O, Q) in the target's units, its median
 
 One code path computes a split's metrics (split_metrics): `eval` takes all of them, training's
 validation the headline ones of the task (metric_names) every epoch, so `val_accuracy` in metrics.csv
@@ -87,6 +89,37 @@ def metric_columns(data: DataBundle) -> list[str]:
     return [*BASE_COLUMNS, *vals, *TAIL_COLUMNS]
 
 
+def in_units(data: DataBundle, split_name: str, y: torch.Tensor) -> torch.Tensor:
+    """Outputs or targets of a split in the target's own units. Facts that undo a per-window
+    transform (a series' window norm or differencing: SeriesFacts.to_units) do it; otherwise the
+    bundle's scaler does (DataBundle.inverse_target)."""
+    to_units = getattr(data.facts, "to_units", None)
+    out = to_units(split_name, y) if to_units is not None else None
+    return data.inverse_target(y) if out is None else out
+
+
+def quantile_levels(data: DataBundle) -> list[float] | None:
+    """The quantile levels of a run trained with train.loss: quantile (open_session records them in the data
+    state), else None. Its outputs are then (..., O*Q): Q per output value (metrics.quantile_outputs)."""
+    levels = data.state.get("quantiles")
+    return [float(q) for q in levels] if levels and not data.task.classification else None
+
+
+def quantiles_in_units(data: DataBundle, split_name: str, out: torch.Tensor) -> torch.Tensor:
+    """A quantile run's outputs (..., O*Q) as (..., O, Q) in the target's own units, levels in increasing order:
+    each level goes through the same inverse as a point forecast (in_units; monotone, so the order holds)."""
+    levels = quantile_levels(data) or [0.5]
+    q = metrics.quantile_outputs(out, len(levels))
+    return torch.stack([in_units(data, split_name, q[..., k]) for k in range(len(levels))], dim=-1)
+
+
+def point_outputs(data: DataBundle, out: torch.Tensor) -> torch.Tensor:
+    """The point forecast in the model's units: a quantile run's median (0.5, always among its levels);
+    other runs' outputs unchanged."""
+    levels = quantile_levels(data)
+    return out if levels is None else metrics.quantile_outputs(out, len(levels))[..., levels.index(0.5)]
+
+
 def split_metrics(data: DataBundle, split_name: str, out: torch.Tensor, *, full: bool = True) -> dict[str, Any]:
     """Metrics of the outputs `out` (CPU) for the split `split_name`: everything (`full`, for eval) or
     only metric_names (each epoch's validation: no per-class lists, no confusion matrix).
@@ -99,10 +132,15 @@ def split_metrics(data: DataBundle, split_name: str, out: torch.Tensor, *, full:
         if full:
             return metrics.classification(out, target, data.output_size)
         return metrics.classification_headline(out.argmax(-1), target, data.output_size)
-    pred, target = data.inverse_target(out), data.inverse_target(target)
+    levels = quantile_levels(data)  # a quantile run: the point metrics score the median
+    bands = quantiles_in_units(data, split_name, out) if levels else None
+    pred = bands[..., levels.index(0.5)] if levels else in_units(data, split_name, out)
+    target = in_units(data, split_name, target)
     result = metrics.regression(pred, target)
     if full or data.facts.epoch_metrics:
         result.update(data.facts.extra_metrics(split_name, pred, target))
+    if levels and full:
+        result.update(metrics.intervals(bands, target.reshape(bands.shape[:-1]), levels))
     return result if full else {k: result.get(k) for k in metric_names(data)}
 
 

@@ -37,8 +37,10 @@ class Entry:
     builder: Callable[..., Any]
     params: type[BaseModel]
     doc: str
-    # datasets only: (params, saved data state, path of a new data file) -> (inputs (N, T, F), labels),
-    # how `lstmctl predict` builds inputs from a file the way the dataset built its training inputs
+    # datasets only: (params, saved data state, path of a new data file) -> (inputs (N, T, F), labels) or
+    # (inputs, labels, to_units): how `lstmctl predict` builds inputs from a file the way the dataset
+    # built its training inputs; to_units (outputs ndarray -> values in the target's own units) when the
+    # dataset's inverse needs more than the saved scaler (per-window norms, differencing)
     prediction_inputs: Callable[..., Any] | None = None
 
     def parse(self, section: dict) -> BaseModel:

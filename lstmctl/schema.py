@@ -59,8 +59,13 @@ class TrainConfig(Strict):
     lr: float = Field(0.01, gt=0, le=100, description="learning rate")
     momentum: float = Field(0.0, ge=0, lt=1, description="sgd only")
     weight_decay: float = Field(0.0, ge=0, le=100, description="L2 penalty (decoupled for adamw)")
-    loss: Literal["auto", "mse", "mae", "cross_entropy"] = Field(
-        "auto", description="auto: mse for regression, cross_entropy for classification"
+    loss: Literal["auto", "mse", "mae", "cross_entropy", "quantile"] = Field(
+        "auto", description="auto: mse for regression, cross_entropy for classification; quantile: the pinball loss "
+        "of train.quantiles (regression; prediction intervals)"
+    )
+    quantiles: list[float] | None = Field(
+        None, max_length=99, description="with loss: quantile, the quantile levels the model predicts, each in (0, 1), "
+        "0.5 among them (the median is the point forecast); null = [0.1, 0.5, 0.9]"
     )
     stop_at_loss: float | None = Field(None, gt=0, description="stop once the training loss falls below this")
     grad_clip: float | None = Field(None, gt=0, description="clip the gradient norm to this value")
@@ -98,6 +103,33 @@ class TrainConfig(Strict):
         if isinstance(v, int) and not 1 <= v <= 4096:
             raise ValueError("must be 'auto' or between 1 and 4096")
         return v
+
+    @field_validator("quantiles")
+    @classmethod
+    def _quantile_levels(cls, v):
+        """Levels in (0, 1), each once, 0.5 among them; returned sorted (the model's outputs come in that order)."""
+        if v is None:
+            return v
+        if not v:
+            raise ValueError("is empty; give levels such as [0.1, 0.5, 0.9]")
+        wrong = [q for q in v if not 0 < q < 1]
+        if wrong:
+            raise ValueError(f"{wrong[0]:g} is outside (0, 1): a quantile level is a probability strictly between 0 and 1")
+        repeated = sorted({q for q in v if v.count(q) > 1})
+        if repeated:
+            raise ValueError(f"repeats {repeated[0]:g}; give each level once")
+        if 0.5 not in v:
+            raise ValueError("needs 0.5: the median is the point forecast that mae, rmse and mase score; e.g. [0.1, 0.5, 0.9]")
+        return sorted(v)
+
+    @model_validator(mode="after")
+    def _quantiles_with_quantile_loss(self):
+        if self.quantiles is not None and self.loss != "quantile":
+            raise ValueError(f"train.quantiles is read only with train.loss: quantile (got loss: {self.loss}); "
+                             "set train.loss: quantile or drop train.quantiles")
+        if self.loss == "quantile" and self.quantiles is None:
+            self.quantiles = [0.1, 0.5, 0.9]
+        return self
 
 
 class LoggingConfig(Strict):

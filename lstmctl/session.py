@@ -18,6 +18,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from lstmctl import metrics
 from lstmctl.config import Config
 from lstmctl.data.base import IGNORE_INDEX, DataBundle, Task
 from lstmctl.errors import ConfigError, UserError
@@ -75,6 +76,9 @@ def open_session(cfg: Config, *, data_state: dict | None = None, device: str | t
     device = resolve_device(cfg.device) if device is None else torch.device(device)
     seed_everything(cfg.seed)
     data = build_dataset(cfg, data_state)
+    if cfg.train.loss == "quantile":
+        loss_name(cfg, data.task)  # a classification dataset is refused here, before a run directory exists
+        data.state = {**data.state, "quantiles": list(cfg.train.quantiles)}  # evaluation.quantile_levels reads them
     model = build_model(cfg, data)
     return Session(cfg, data, model, device)
 
@@ -88,24 +92,32 @@ def build_dataset(cfg: Config, state: dict | None = None) -> DataBundle:
 def build_model(cfg: Config, data: DataBundle) -> nn.Module:
     entry = MODELS.get(cfg.model["name"])
     try:
-        return entry.builder(entry.parse(cfg.model), data.input_size, data.output_size, data.task)
+        # train.loss: quantile -> every output value has Q outputs, one per level: (..., O*Q), see metrics.quantile_outputs
+        size = data.output_size * (len(cfg.train.quantiles) if cfg.train.loss == "quantile" else 1)
+        return entry.builder(entry.parse(cfg.model), data.input_size, size, data.task)
     except ValueError as e:  # a parameter combination the component rejects
         raise ConfigError(f"model {cfg.model['name']!r}: {e}") from e
 
 
 def loss_name(cfg: Config, task: Task) -> str:
+    """The loss make_criterion builds; a quantile loss carries its levels: "quantile:0.1,0.5,0.9"."""
     name = cfg.train.loss
     if name == "auto":
         return "cross_entropy" if task.classification else "mse"
     if task.classification != (name == "cross_entropy"):
         raise ConfigError(
             f"train.loss={name} does not fit a {task.value} dataset; use "
-            f"{'cross_entropy' if task.classification else 'mse or mae'} (or auto)"
+            f"{'cross_entropy' if task.classification else 'mse, mae or quantile'} (or auto)"
         )
+    if name == "quantile":
+        return "quantile:" + ",".join(repr(float(q)) for q in cfg.train.quantiles)
     return name
 
 
 def make_criterion(name: str, task: Task):
+    if name.startswith("quantile:"):  # outputs (..., O*Q) against targets (..., O): the pinball loss, levels in order
+        levels = [float(q) for q in name.partition(":")[2].split(",")]
+        return lambda out, y: metrics.pinball(metrics.quantile_outputs(out, len(levels)), y, levels)
     if name == "cross_entropy":
         ce = nn.CrossEntropyLoss(ignore_index=IGNORE_INDEX)
         if task.per_step:

@@ -1,12 +1,14 @@
 """lstmctl predict on a tabular run: windows over a new CSV, scaled with the run's scaler, in original units."""
 
 import csv
+import json
 
 import numpy as np
 
 from lstmctl import load_run
 from lstmctl.evaluation import predict
 from tests.conftest import CONFIGS
+from tests.test_manage import forward_best
 
 
 def test_predict_on_new_csv_matches_the_test_split(cli, tmp_path):
@@ -42,7 +44,16 @@ def test_api_predict_scales_raw_windows(cli):
     values = np.array([float(r[1]) for r in list(csv.reader(open(CONFIGS / "data" / "sunspots_yearly.csv")))[1:]])
     window = values[-20:].reshape(20, 1)
     y = run.predict(window)
-    assert y.shape == (1, 1) and 0 < float(y[0, 0]) < 300  # sunspot units, not standardised units
+    assert y.shape == (1, 1)
+    # expected without lstmctl: scale the raw window with the scaler saved in data_state.json, run it
+    # through best.pt's weights (per-sequence head: the last step), unscale with the same numbers
+    state = json.loads((run.path / "data_state.json").read_text())
+    col = state["columns"].index("sunspots")
+    offset, scale = state["offset"][col], state["scale"][col]
+    assert scale > 10 and offset > 10  # sunspot counts: standardising moves them well away from raw
+    scaled = forward_best(run.path, ((window - offset) / scale)[None], per_step=False)
+    expected = scaled * scale + offset
+    assert np.allclose(y, expected, rtol=1e-5, atol=1e-4), (y, expected)
 
 
 def test_predict_needs_the_feature_columns(cli, tmp_path):

@@ -1,7 +1,10 @@
 """`lstmctl predict`: run a trained run's best checkpoint on new data and write the predictions as CSV.
 
 Input: a CSV with the training columns, for datasets that register `prediction_inputs` (tabular), or a
-.npy array of sequences shaped (N, steps, features) in the data's raw units, for any run.
+.npy array of sequences shaped (N, steps, features) in the data's raw units, for any run. A forecast
+of H steps writes H columns (<target>_h1 ... <target>_hH) per window; the last window's lie past the
+end of the file. A quantile run (train.loss: quantile) writes every level of every value, in order:
+<name>_q10, <name>_q50, <name>_q90 (e.g. y_h1_q10 ... y_h3_q90).
 """
 
 from __future__ import annotations
@@ -15,7 +18,8 @@ import numpy as np
 
 from lstmctl.api import Run
 from lstmctl.errors import UserError
-from lstmctl.evaluation import predict as model_outputs
+from lstmctl.evaluation import predict as model_outputs, quantile_levels
+from lstmctl.metrics import level_label
 from lstmctl.groups import single_run
 from lstmctl.runs import RunDir, write_text_atomic
 
@@ -34,8 +38,8 @@ def predict_file(run: RunDir, input_path: Path, output: Path | None) -> tuple[st
                 f"run {run.id} was trained on {r.config.data['name']!r}, which takes no CSV input; "
                 "give a .npy array of sequences shaped (N, steps, features)"
             )
-        x, labels = prepared
-        values = r.outputs(model_outputs(r.model, x, r.config.train.stateful))
+        x, labels, *to_units = prepared  # a third item: the dataset's own inverse (per-window norms, diffs)
+        values = r.outputs(model_outputs(r.model, x, r.config.train.stateful), *to_units)
     elif input_path.suffix.lower() == ".npy":
         try:
             arr = np.load(input_path, allow_pickle=False)
@@ -44,10 +48,19 @@ def predict_file(run: RunDir, input_path: Path, output: Path | None) -> tuple[st
         values = r.predict(arr)
     else:
         raise UserError(f"--input must be a .csv (tabular runs) or a .npy array, got {input_path.name}")
-    text = to_csv(values, r.data.task, labels, r.data.target_names)
+    text = to_csv(values, r.data.task, labels, _names(r, values))
     if output is not None:
         write_text_atomic(Path(output), text)
     return text, values.shape[0]
+
+
+def _names(r: Run, values: np.ndarray) -> list[str] | None:
+    """The value columns: the dataset's target names, each with a _q<level> suffix in a quantile run."""
+    levels = quantile_levels(r.data)
+    if not levels:
+        return r.data.target_names
+    base = r.data.target_names or [f"prediction_{j}" for j in range(values.shape[-1] // len(levels))]
+    return [f"{name}_q{level_label(q)}" for name in base for q in levels]
 
 
 def to_csv(values: np.ndarray, task, labels, target_names) -> str:

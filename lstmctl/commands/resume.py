@@ -70,10 +70,14 @@ def resume_group(group: Group, *, epochs: int | None = None, quiet: bool = False
         raise UserError(f"--epochs must be at least 1, got {epochs}")
     record = group.record()
     members = group.members() if record.get("config") else members_or_error(group)
-    by_seed = {member_info(r).get("seed"): r for r in members}
+    if record.get("kind") == "backtest":  # folds share one seed: each member is its own entry
+        plan = [(f"fold {i}", member_info(r).get("seed"), r) for i, r in enumerate(members, 1)]
+    else:
+        by_seed = {member_info(r).get("seed"): r for r in members}
+        seeds = dict.fromkeys([*(record.get("seeds") or []), *by_seed])  # the planned seeds, then any other member
+        plan = [(f"seed {seed}", seed, by_seed.get(seed)) for seed in seeds]
     done: dict[str, list] = {"resumed": [], "started": [], "skipped": [], "failed": []}
-    for seed in dict.fromkeys([*(record.get("seeds") or []), *by_seed]):  # the planned seeds, then any other member
-        run = by_seed.get(seed)
+    for label, seed, run in plan:
         try:
             if run is None:  # never started (the group was stopped before its turn): start it as train --seeds would
                 if not isinstance(record.get("config"), dict):
@@ -83,7 +87,7 @@ def resume_group(group: Group, *, epochs: int | None = None, quiet: bool = False
                                               overrides=[*(record.get("overrides") or []), f"seed={seed}"])
                 done["started"].append(run.id)
             elif run.status() == "completed" and epochs is None:
-                say(f"skipped {run.id} (seed {seed}): completed")
+                say(f"skipped {run.id} ({label}): completed")
                 done["skipped"].append(run.id)
                 continue
             else:
@@ -97,10 +101,10 @@ def resume_group(group: Group, *, epochs: int | None = None, quiet: bool = False
             raise group_interrupted(group, e) from None
         except LstmctlError as e:
             done["failed"].append({"seed": seed, "run": run.id if run is not None else None, "error": str(e)})
-            say(f"group {group.id}: seed {seed} failed: {e}")
+            say(f"group {group.id}: {label} failed: {e}")
             continue
         if not json_out:
-            say(finished_line(run, summary) + f" (seed {seed})")
+            say(finished_line(run, summary) + f" ({label})")
     if json_out:
         print_json({"group": group.id, "runs": [r.id for r in group.members()], **done})
     else:

@@ -36,6 +36,8 @@ def runs_table(runs_dir=None, status: str | None = None, name: str | None = None
         if study and member_info(run).get("study") != study:  # `runs --study NAME`: the trials of one study
             continue
         row = run_row(run)
+        if row["status"] != "damaged":
+            row["vs_naive"] = vs_naive(run)
         if status and row["status"] != status:
             continue
         if name and not fnmatch.fnmatchcase(row.get("name") or "", name if any(c in name for c in "*?[") else f"*{name}*"):
@@ -46,6 +48,13 @@ def runs_table(runs_dir=None, status: str | None = None, name: str | None = None
     if not expand:
         rows = collapse(rows)
     return rows[:limit] if limit else rows
+
+
+def vs_naive(run: RunDir) -> float | None:
+    """A forecast's eval.json mae_vs_naive (the model's MAE over the naive forecast's; < 1 beats it), if any."""
+    ev = read_eval(run)
+    value = ev["metrics"].get("mae_vs_naive") if ev and isinstance(ev.get("metrics"), dict) else None
+    return value if isinstance(value, (int, float)) else None
 
 
 def collapse(rows: list[dict]) -> list[dict]:
@@ -89,6 +98,7 @@ def group_row(gid: str, rows: list[dict]) -> dict[str, Any]:
         "metric_std": metric["std"] if metric else None, "metric_n": metric["n"] if metric else 0,
         "created": min((r.get("created") or "" for r in rows), default=None) or None,
         "duration_s": round(sum(durations), 3) if durations else None,
+        "vs_naive": summarize([r.get("vs_naive") for r in rows])["mean"] if any(r.get("vs_naive") for r in rows) else None,
     }
 
 
@@ -107,12 +117,13 @@ def list_(runs_dir=None, status: str | None = None, name: str | None = None, lim
 
 # ---------------------------------------------------------------- the rows of runs and of show GROUP
 
-RUNS_COLUMNS = ("id", "group", "name", "dataset", "model", "status", "problem", "epochs", "monitor", "best", "eval", "created", "time")
+RUNS_COLUMNS = ("id", "group", "name", "dataset", "model", "status", "problem", "epochs", "monitor", "best", "eval", "vs_naive", "created", "time")
 COLUMNS = {  # a column of the tables of runs: its importance (0 = always shown; the highest go first) and kind
     "id": Col("id", 0, ID), "group": Col("group", 9, ID), "seed": Col("seed", 2, NUM, "right"),
     "name": Col("name", 7), "dataset": Col("dataset", 8), "model": Col("model", 6, min=6), "status": Col("status", 1, NUM),
     "problem": Col("problem", 4, min=16), "epochs": Col("epochs", 5, NUM, "right"), "monitor": Col("monitor", 3, min=12),
     "best": Col("best", 2, NUM), "eval": Col("eval", 3, NUM), "created": Col("created", 10, NUM), "time": Col("time", 11, NUM, "right"),
+    "vs_naive": Col("mae/naive", 12, NUM, "right"),  # forecasts: eval's mae_vs_naive; the first column dropped
 }
 
 
@@ -131,6 +142,7 @@ def run_columns(rows: list[dict], names: tuple[str, ...]) -> tuple[list[Col], li
     skip = {"monitor"} if monitor else set()
     skip |= set() if any(r.get("group") for r in rows if r["kind"] == "run") else {"group"}
     skip |= set() if any(r["status"] == "damaged" for r in rows) else {"problem"}
+    skip |= set() if any(r.get("vs_naive") is not None for r in rows) else {"vs_naive"}
     names = tuple(n for n in names if n not in skip)
     cols = [COLUMNS[n] for n in names]
     if monitor:

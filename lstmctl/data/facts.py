@@ -17,6 +17,7 @@ from typing import Any, ClassVar
 import torch
 
 from lstmctl import metrics
+from lstmctl.data import series_windows
 from lstmctl.data.base import Facts
 
 __all__ = ["Facts", "CurveFacts", "ImageFacts", "AddingFacts", "CopyFacts", "SeriesFacts", "InlineFacts"]
@@ -66,7 +67,7 @@ class CopyFacts(Facts):
 
 @dataclass(frozen=True, eq=False)
 class SeriesFacts(Facts):
-    """tabular: windows over one series; each window's target is a row of the CSV."""
+    """tabular: windows over one series; each window's targets are the H rows after its last row."""
 
     target: str  # the target column
     features: list[str]  # the input columns, in input order
@@ -75,22 +76,54 @@ class SeriesFacts(Facts):
     series: list[float]  # the whole target column in its own units, row by row
     dates: list[str] | None  # per row (None without date_column)
     date_column: str | None
-    rows: dict[str, list[int]]  # per split present: the row index of each window's target
-    split_dates: dict[str, list[str]]  # per split present (with date_column): the date of each window's target
+    rows: dict[str, list[int]]  # per split present: the row index of each window's first target
+    split_dates: dict[str, list[str]]  # per split present (with date_column): the date of each window's first target
     val_start: int  # first row of the validation part (== test_start without one)
     test_start: int  # first row of the test part
-    naive: dict[str, torch.Tensor]  # per split present: the last-value forecast (N, 1), original units
-    mase_scale: float | None  # MAE of the naive forecast over the training rows (None: too few rows)
+    naive: dict[str, torch.Tensor]  # per split present: the last-value forecast (N, H), original units
+    mase_scale: float | None  # in-sample MAE on the training rows of the naive (or, with data.season, seasonal naive)
+    steps: list[int] = field(default_factory=lambda: [1])  # target rows after the origin: 1..H (old runs: [H])
+    # per baseline ("naive", "snaive", "drift"), per split: its (N, H) forecasts in original units
+    baselines: dict[str, dict[str, torch.Tensor]] = field(default_factory=dict)
+    season: int | None = None  # the seasonal naive's period (data.season, or inferred from the dates)
+    freq: str | None = None  # the date column's regular step (pandas alias), when it has one
+    # undoing the target's path: the scaler (offset, scale), data.target_transform, data.window_norm, and
+    # per split each window's (anchor, spread, origin value) -- see series_windows.invert
+    target_offset: float = 0.0
+    target_scale: float = 1.0
+    transform: str = "none"
+    window_norm: str = "none"
+    inverse: dict[str, torch.Tensor] = field(default_factory=dict)
 
     epoch_metrics: ClassVar[tuple[str, ...]] = ("mase",)  # val_mase in metrics.csv, beside val_mae, val_rmse, val_r2
 
+    def to_units(self, split: str, y: torch.Tensor) -> torch.Tensor | None:
+        """(N, H) outputs or targets of `split` in the target's own units when a per-window norm or a
+        transform must be undone; None when the run's plain scaler (DataBundle.inverse_target) is enough."""
+        if self.transform == "none" and self.window_norm == "none":
+            return None
+        inv = self.inverse[split].double().numpy()
+        out = series_windows.invert(y.detach().double().cpu().numpy(), offset=self.target_offset,
+                                    scale=self.target_scale, how=self.transform, anchor=inv[:, 0],
+                                    spread=inv[:, 1], last=inv[:, 2])
+        return torch.from_numpy(out)
+
     def extra_metrics(self, split: str, pred: torch.Tensor, target: torch.Tensor) -> dict[str, Any]:
-        """MASE, and the naive last-value forecast's metrics as naive_* beside the model's."""
+        """MASE and the naive last-value forecast's metrics as naive_* beside the model's; then the seasonal
+        naive's and drift's mae/rmse/mase. With H > 1 steps every model metric is the average over the
+        steps (replacing the flat regression values) and mae_h1, rmse_h1, mase_h1, ... are added."""
         naive = self.naive.get(split)
         if naive is None:
             return {}
-        both = metrics.forecast(pred, target, naive, self.mase_scale)
-        return {k: v for k, v in both.items() if k == "mase" or k == "mae_vs_naive" or k.startswith("naive_")}
+        pred, target, naive = pred.reshape(len(pred), -1), target.reshape(len(target), -1), naive.reshape(len(naive), -1)
+        both = metrics.horizon_forecast(pred, target, naive, self.mase_scale)
+        if pred.shape[-1] == 1:  # one step: exactly the metrics of one-output runs
+            both = {k: v for k, v in both.items() if k == "mase" or k == "mae_vs_naive" or k.startswith("naive_")}
+        for name in ("snaive", "drift"):
+            forecast = self.baselines.get(name, {}).get(split)
+            if forecast is not None:
+                both.update(metrics.baseline(name, forecast.reshape(len(forecast), -1), target, self.mase_scale))
+        return both
 
 
 @dataclass(frozen=True, eq=False)

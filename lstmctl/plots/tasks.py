@@ -17,7 +17,8 @@ import torch
 
 from lstmctl.data.base import IGNORE_INDEX, Facts, Split
 from lstmctl.data.facts import AddingFacts, CopyFacts, CurveFacts, ImageFacts, SeriesFacts
-from lstmctl.evaluation import predict
+from lstmctl.metrics import central_intervals
+from lstmctl.evaluation import in_units, point_outputs, predict, quantile_levels, quantiles_in_units
 from lstmctl.plots.common import plt, save, title
 from lstmctl.session import OpenedRun
 
@@ -27,6 +28,11 @@ Figure = Callable[..., list[Path]]
 
 
 def _outputs(opened: OpenedRun, split: Split) -> torch.Tensor:
+    """The model's point outputs (a quantile run's median) in its own units."""
+    return point_outputs(opened.data, _raw(opened, split))
+
+
+def _raw(opened: OpenedRun, split: Split) -> torch.Tensor:
     return predict(opened.model, split.x, opened.cfg.train.stateful)
 
 
@@ -206,34 +212,75 @@ def plot_copy(opened: OpenedRun, facts: CopyFacts, out_dir: Path, fmt: str) -> l
 # ---------------------------------------------------------------- series (tabular)
 
 
-def plot_series(opened: OpenedRun, facts: SeriesFacts, out_dir: Path, fmt: str) -> list[Path]:
-    """Forecasts: actual vs predicted over the date axis, splits shaded, naive baseline; residual histogram."""
+BASELINE_STYLE = {"naive": ("0.45", ":", "naive last value"), "snaive": ("tab:olive", "-.", "seasonal naive"),
+                  "drift": ("tab:brown", "--", "drift")}
+
+
+def _series_outputs(opened: OpenedRun, facts: SeriesFacts, name: str, split: Split):
+    """(actual, predicted), each (N, H), in the target's own units; and a quantile run's (N, H, Q) band, else None."""
     b = opened.data
-    rows = facts.rows  # per split: the row of each window's target (the x position)
+    raw = _raw(opened, split)
+    actual, pred = in_units(b, name, split.y), in_units(b, name, point_outputs(b, raw))
+    band = quantiles_in_units(b, name, raw).numpy() if quantile_levels(b) else None
+    return actual.reshape(len(split), -1).numpy(), pred.reshape(len(split), -1).numpy(), band
+
+
+def _band(ax, levels: list[float], pos: np.ndarray, band: np.ndarray, color: str, label: bool) -> None:
+    """A quantile run's central intervals at step 1, outermost palest."""
+    for k, (lo, hi) in enumerate(central_intervals(levels)):
+        ax.fill_between(pos, band[:, 0, lo], band[:, 0, hi], color=color, alpha=0.15 + 0.1 * k, lw=0,
+                        label=f"{levels[lo] * 100:g}–{levels[hi] * 100:g}% interval" if label else None)
+
+
+def _paths(ax, facts: SeriesFacts, pos: np.ndarray, pred: np.ndarray, color: str, first: bool) -> None:
+    """H-step forecast paths from a few origins spread over the split: the origin's value, then its H steps."""
+    steps = np.asarray(facts.steps)
+    for j, i in enumerate(np.unique(np.linspace(0, len(pos) - 1, 6).astype(int))):
+        origin = int(pos[i]) - int(steps[0])
+        xs = np.concatenate([[origin], origin + steps])
+        ax.plot(xs, np.concatenate([[facts.series[origin]], pred[i]]), color=color, lw=1.4, marker=".", ms=4,
+                alpha=0.9, label=f"{len(steps)}-step paths" if first and j == 0 else None)
+
+
+def plot_series(opened: OpenedRun, facts: SeriesFacts, out_dir: Path, fmt: str) -> list[Path]:
+    """Forecasts: actual vs predicted over the date axis, splits shaded, the baselines (naive, seasonal
+    naive, drift) on val/test; with H > 1 steps the step-1 forecasts and H-step paths from several origins;
+    a quantile run's median with its intervals shaded (step 1, val/test); a residual histogram (step 1)."""
+    b = opened.data
+    rows = facts.rows  # per split: the row of each window's first target (the x position)
     dates = facts.dates  # per row, with date_column
     dated = bool(dates) and any(d is not None for d in dates)
     target = facts.target
+    multi = len(facts.steps) > 1
     fig, ax = plt.subplots(figsize=(11, 4.8))
     colors = {"train": "tab:blue", "val": "tab:purple", "test": "tab:red"}
     shade = {"train": "#dbe9f6", "val": "#ece2f4", "test": "#fbe0de"}
     residuals = {}
-    first = True
+    first, labelled = True, set()
     for name in ("train", "val", "test"):
         split = getattr(b, name)
         if split is None or len(split) == 0:
             continue
         pos = np.asarray(rows.get(name, np.arange(len(split))), dtype=float)
         order = np.argsort(pos)  # training windows may be stored shuffled
-        actual = b.inverse_target(split.y).reshape(len(split), -1)[:, 0].numpy()
-        pred = b.inverse_target(_outputs(opened, split)).reshape(len(split), -1)[:, 0].numpy()
-        residuals[name] = pred - actual
+        actual, pred, band = _series_outputs(opened, facts, name, split)
+        if band is not None and name != "train":
+            _band(ax, quantile_levels(b), pos[order], band[order], colors[name], True)
+        residuals[name] = pred[:, 0] - actual[:, 0]
         ax.axvspan(pos.min() - 0.5, pos.max() + 0.5, color=shade[name], alpha=0.7, lw=0)
-        ax.plot(pos[order], actual[order], color="k", lw=1.2, label="actual" if first else None)
-        naive = facts.naive.get(name)
-        if naive is not None:
-            nv = np.asarray(naive).reshape(len(split), -1)[:, 0]
-            ax.plot(pos[order], nv[order], color="0.45", lw=1, ls=":", label="naive last value" if first else None)
-        ax.plot(pos[order], pred[order], color=colors[name], lw=1.6, label=f"predicted ({name})")
+        ax.plot(pos[order], actual[order, 0], color="k", lw=1.2, label="actual" if first else None)
+        for base, (color, ls, label) in BASELINE_STYLE.items():
+            forecast = facts.baselines.get(base, {}).get(name) if base != "naive" else facts.naive.get(name)
+            if forecast is None or (base != "naive" and name == "train"):
+                continue
+            fv = np.asarray(forecast).reshape(len(split), -1)[:, 0]
+            ax.plot(pos[order], fv[order], color=color, lw=1, ls=ls,
+                    label=None if base in labelled else label + (" (step 1)" if multi else ""))
+            labelled.add(base)
+        step1 = " step 1" if multi else ""
+        ax.plot(pos[order], pred[order, 0], color=colors[name], lw=1.6, label=f"predicted{step1} ({name})")
+        if multi and name != "train":
+            _paths(ax, facts, pos[order], pred[order], "tab:green" if name == "test" else "tab:pink", name == "test")
         first = False
     if dated:
         allpos = np.concatenate([np.asarray(v, dtype=int) for v in rows.values() if v is not None and len(v)])
@@ -245,14 +292,15 @@ def plot_series(opened: OpenedRun, facts: SeriesFacts, out_dir: Path, fmt: str) 
     ax.set_ylabel(target)
     ax.legend(fontsize=8, ncols=3, loc="best")
     ax.grid(True, alpha=0.3)
-    ax.set_title(title(opened, f"{target}: actual vs predicted, splits shaded"), fontsize=9)
+    what = f"{len(facts.steps)}-step forecasts" if multi else "actual vs predicted"
+    ax.set_title(title(opened, f"{target}: {what}, splits shaded, baselines on val/test"), fontsize=9)
     paths = [save(fig, out_dir / f"forecast.{fmt}")]
 
     fig, ax = plt.subplots(figsize=(7, 4.2))
     for name, r in residuals.items():
         ax.hist(r, bins=30, alpha=0.55, color=colors[name], label=f"{name} (mean {r.mean():.3g}, sd {r.std():.3g})")
     ax.axvline(0, color="k", lw=1)
-    ax.set_xlabel(f"prediction − actual ({target})")
+    ax.set_xlabel(f"prediction − actual ({target}{', step 1' if multi else ''})")
     ax.set_ylabel("windows")
     ax.legend(fontsize=8)
     ax.set_title(title(opened, "residuals"), fontsize=9)
