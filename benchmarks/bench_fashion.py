@@ -14,11 +14,10 @@ F1, training seconds, median seconds per epoch) with the mean and the sample sta
 (n - 1), the machine (cores, CPU model, load average before and after) and the date, and writes the
 same as JSON (--out). Run nothing else on the machine meanwhile: the seconds are the point.
 
---overhead measures what validating every epoch costs: short runs of the config (--overhead-epochs,
-default 3) alternately with train.val_every: 1 and with validation only at the last epoch
-(train.val_every: 1000000), --overhead-pairs times (default 3); metrics.csv's seconds (the epoch's
-wall time, validation included) of every epoch but the last (which validates in both) give the
-median seconds per epoch of each, and their ratio the overhead.
+--overhead measures what validating every epoch costs: --overhead-pairs (default 3) short runs of
+the config (--overhead-epochs, default 3) in this process, with a timer around the trainer's
+validation pass and around each whole epoch; the median of validation / epoch is the overhead.
+(Whole runs with and without validation differ by more than the effect from run to run here.)
 """
 
 from __future__ import annotations
@@ -142,19 +141,42 @@ def table(rows: list[dict], agg: dict) -> str:
 
 
 def overhead(config: Path, sets: list[str], runs: Path, epochs: int, pairs: int) -> dict:
-    """Median seconds per epoch with validation every epoch vs only at the last one (which is left out)."""
-    per = {"every": [], "last_only": []}
+    """The validation pass's share of an epoch, timed inside the real training loop.
+
+    Comparing whole runs with and without validation cannot resolve a few percent here: epochs of
+    separate runs vary by +-10% on a shared 2-core VM. So the trainer runs in this process (the real
+    `lstmctl train` command through Typer's runner) with a timer around Trainer._validate and around
+    Trainer._run_epoch (which includes the validation); `pairs` runs of `epochs` epochs each.
+    """
+    from typer.testing import CliRunner
+
+    from lstmctl.cli import app
+    from lstmctl.train import loop
+
+    val_s: list[float] = []
+    epoch_s: list[float] = []
+
+    def timer(fn, into):
+        def wrapped(*args, **kwargs):
+            t0 = time.perf_counter()
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                into.append(time.perf_counter() - t0)
+        return wrapped
+
+    loop.Trainer._validate = timer(loop.Trainer._validate, val_s)
+    loop.Trainer._run_epoch = timer(loop.Trainer._run_epoch, epoch_s)
     for _ in range(pairs):
-        for kind, every in (("every", 1), ("last_only", 1_000_000)):
-            args = ["train", str(config), "--runs-dir", str(runs), "--quiet", "--json", "--set", f"train.epochs={epochs}",
-                    "--set", f"train.val_every={every}", *[x for s in sets for x in ("--set", s)]]
-            rid = json.loads(run(args))["run"]
-            with open(runs / rid / "metrics.csv", newline="") as f:
-                rows = list(csv.DictReader(f))
-            per[kind] += [float(r["seconds"]) for r in rows[:-1]]
-    med = {k: statistics.median(v) for k, v in per.items()}
-    return {"epochs_timed": {k: len(v) for k, v in per.items()}, "median_epoch_s": med, "seconds": per,
-            "overhead": med["every"] / med["last_only"] - 1}
+        args = ["train", str(config), "--runs-dir", str(runs), "--quiet", "--set", f"train.epochs={epochs}",
+                *[x for s in sets for x in ("--set", s)]]
+        res = CliRunner().invoke(app, args)
+        if res.exit_code != 0:
+            sys.exit(f"lstmctl {' '.join(args)} failed (exit {res.exit_code}): {res.output[-2000:]}")
+    share = [v / e for v, e in zip(val_s, epoch_s)]
+    return {"epochs_timed": len(epoch_s), "median_validation_s": statistics.median(val_s),
+            "median_epoch_s": statistics.median(epoch_s), "validation_s": val_s, "epoch_s": epoch_s,
+            "overhead": statistics.median(share)}
 
 
 def main() -> None:
@@ -175,10 +197,9 @@ def main() -> None:
         res = overhead(a.config, a.set, runs, a.overhead_epochs, a.overhead_pairs)
         res.update(date=datetime.now(timezone.utc).isoformat(timespec="seconds"),
                    machine={**machine(), "load_avg_before": load_before, "load_avg_after": os.getloadavg()})
-        m = res["median_epoch_s"]
-        print(f"{a.config.name}: median s/epoch {m['every']:.2f} validating every epoch vs {m['last_only']:.2f} without "
-              f"({res['epochs_timed']['every']} and {res['epochs_timed']['last_only']} epochs): overhead "
-              f"{100 * res['overhead']:+.1f}%; load average {load_before[0]:.2f} before, {os.getloadavg()[0]:.2f} after")
+        print(f"{a.config.name}: validation {res['median_validation_s']:.3f} s of a {res['median_epoch_s']:.2f} s epoch "
+              f"(medians over {res['epochs_timed']} epochs): overhead {100 * res['overhead']:.1f}% of the epoch; "
+              f"load average {load_before[0]:.2f} before, {os.getloadavg()[0]:.2f} after")
         out = a.out.with_name(a.out.stem + "-overhead.json")
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(json.dumps(res, indent=2) + "\n")
