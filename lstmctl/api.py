@@ -84,11 +84,12 @@ class Run:
             )
         if not torch.isfinite(t).all():
             raise UserError("input contains NaN or infinite values")
-        if isinstance(b.facts, SeriesFacts) and (b.facts.window_norm != "none" or b.facts.transform != "none"):
-            # each window's own norm and the last actual value are needed to undo them: a CSV carries those
+        if isinstance(b.facts, SeriesFacts) and (b.facts.window_norm != "none" or b.facts.transform != "none" or b.facts.members):
+            # each window's own norm, its series' scaler or the last actual value are needed to undo them:
+            # a CSV carries those
             raise UserError(
-                f"run {self.id} normalises each window or transforms its target (data.window_norm/target_transform); "
-                "predict from a CSV: lstmctl predict RUN --input file.csv, or Run.prediction_inputs(path)"
+                f"run {self.id} normalises each window, transforms its target or scales each series on its own "
+                "(data.window_norm/target_transform/series_column); predict from a CSV: lstmctl predict RUN --input file.csv"
             )
         t = b.scale_inputs(t)  # raw values, scaled as the run's fitted scaler did in training
         return self.outputs(predict(self.model, t, self.config.train.stateful))

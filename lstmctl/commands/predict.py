@@ -4,7 +4,8 @@ Input: a CSV with the training columns, for datasets that register `prediction_i
 .npy array of sequences shaped (N, steps, features) in the data's raw units, for any run. A forecast
 of H steps writes H columns (<target>_h1 ... <target>_hH) per window; the last window's lie past the
 end of the file. A quantile run (train.loss: quantile) writes every level of every value, in order:
-<name>_q10, <name>_q50, <name>_q90 (e.g. y_h1_q10 ... y_h3_q90).
+<name>_q10, <name>_q50, <name>_q90 (e.g. y_h1_q10 ... y_h3_q90). A run on a long table of many series
+(data.series_column) labels every window with its series: a `series` column before `label`.
 """
 
 from __future__ import annotations
@@ -82,7 +83,11 @@ def to_csv(values: np.ndarray, task, labels, target_names) -> str:
                 w.writerow([i if labels is None else labels[i], int(values[i].argmax()), *map(float, values[i])])
     else:
         names = target_names or [f"prediction_{j}" for j in range(values.shape[-1])]
-        if task.per_step:
+        if labels and isinstance(labels[0], tuple):  # (series, label): a long table of many series
+            w.writerow(["series", "label", *names])
+            for i in range(n):
+                w.writerow([*labels[i], *map(float, values[i])])
+        elif task.per_step:
             w.writerow(["sequence", "step", *names])
             for i in range(n):
                 for t in range(values.shape[1]):

@@ -20,7 +20,7 @@ from lstmctl import metrics
 from lstmctl.data import series_windows
 from lstmctl.data.base import Facts
 
-__all__ = ["Facts", "CurveFacts", "ImageFacts", "AddingFacts", "CopyFacts", "SeriesFacts", "InlineFacts"]
+__all__ = ["Facts", "CurveFacts", "ImageFacts", "AddingFacts", "CopyFacts", "SeriesFacts", "SeriesMember", "InlineFacts"]
 
 
 @dataclass(frozen=True, eq=False)
@@ -66,6 +66,22 @@ class CopyFacts(Facts):
 
 
 @dataclass(frozen=True, eq=False)
+class SeriesMember:
+    """One series of a long table (data.series_column): its values and its own cut and MASE scale."""
+
+    name: str  # its id in the series column
+    series: list[float]  # its target, row by row, in its own units
+    dates: list[str] | None  # per row (None without date_column)
+    val_start: int  # its first validation row (== test_start without one)
+    test_start: int  # its first test row
+    mase_scale: float | None  # its own in-sample naive (or seasonal naive) MAE
+
+
+# the per-series keys of eval.json for a long table: series/<id>/<key>
+MEMBER_KEYS = ("mae", "rmse", "mase", "naive_mae", "naive_mase", "mae_vs_naive", "snaive_mae", "drift_mae")
+
+
+@dataclass(frozen=True, eq=False)
 class SeriesFacts(Facts):
     """tabular: windows over one series; each window's targets are the H rows after its last row."""
 
@@ -94,13 +110,22 @@ class SeriesFacts(Facts):
     transform: str = "none"
     window_norm: str = "none"
     inverse: dict[str, torch.Tensor] = field(default_factory=dict)
+    # a long table (data.series_column): its series, and per split the member index of each window. Then
+    # `rows`/`split_dates` count rows within each window's own series, `series`, `dates`, `val_start` and
+    # `test_start` are the longest series' (the rows data.test_start counts), the target scaler of each series
+    # is folded into `inverse` (target_offset 0, target_scale 1) and `mase_scale` is None (each member has its own)
+    members: list[SeriesMember] = field(default_factory=list)
+    member: dict[str, list[int]] = field(default_factory=dict)
+    series_column: str | None = None
+    known_future: list[str] = field(default_factory=list)  # data.known_future columns
+    calendar: list[str] = field(default_factory=list)  # data.calendar features (sin/cos channels)
 
     epoch_metrics: ClassVar[tuple[str, ...]] = ("mase",)  # val_mase in metrics.csv, beside val_mae, val_rmse, val_r2
 
     def to_units(self, split: str, y: torch.Tensor) -> torch.Tensor | None:
         """(N, H) outputs or targets of `split` in the target's own units when a per-window norm or a
         transform must be undone; None when the run's plain scaler (DataBundle.inverse_target) is enough."""
-        if self.transform == "none" and self.window_norm == "none":
+        if self.transform == "none" and self.window_norm == "none" and not self.members:
             return None
         inv = self.inverse[split].double().numpy()
         out = series_windows.invert(y.detach().double().cpu().numpy(), offset=self.target_offset,
@@ -116,14 +141,39 @@ class SeriesFacts(Facts):
         if naive is None:
             return {}
         pred, target, naive = pred.reshape(len(pred), -1), target.reshape(len(target), -1), naive.reshape(len(naive), -1)
-        both = metrics.horizon_forecast(pred, target, naive, self.mase_scale)
-        if pred.shape[-1] == 1:  # one step: exactly the metrics of one-output runs
-            both = {k: v for k, v in both.items() if k == "mase" or k == "mae_vs_naive" or k.startswith("naive_")}
-        for name in ("snaive", "drift"):
-            forecast = self.baselines.get(name, {}).get(split)
-            if forecast is not None:
-                both.update(metrics.baseline(name, forecast.reshape(len(forecast), -1), target, self.mase_scale))
-        return both
+        forecasts = {k: f.reshape(len(f), -1) for k in ("snaive", "drift") if (f := self.baselines.get(k, {}).get(split)) is not None}
+        if not self.members:
+            return _forecast_metrics(pred, target, naive, forecasts, self.mase_scale)
+        # a long table: overall, MASE scales each window's errors by its own series' scale (the mean of the
+        # series' MASEs when they have as many windows); then every series' own metrics as series/<id>/<key>
+        idx = torch.as_tensor(self.member[split])
+        scales = torch.tensor([m.mase_scale if m.mase_scale else float("nan") for m in self.members], dtype=torch.float64)
+        out = _forecast_metrics(pred, target, naive, forecasts, scales[idx][:, None])
+        for j, m in enumerate(self.members):
+            sel = idx == j
+            if sel.any():
+                one = _forecast_metrics(pred[sel], target[sel], naive[sel], {k: f[sel] for k, f in forecasts.items()}, m.mase_scale)
+                one.update(metrics.regression(pred[sel], target[sel]) if pred.shape[-1] == 1 else {})
+                out.update({f"series/{m.name}/{k}": one[k] for k in MEMBER_KEYS if k in one})
+        return out
+
+
+def _forecast_metrics(pred, target, naive, forecasts: dict, scale) -> dict[str, Any]:
+    """The model's and the naive's metrics (averaged over the steps), then each baseline's. `scale`: the MASE
+    denominator, one number, or (N, 1) per window (NaN where a series has none: MASE undefined)."""
+    if isinstance(scale, torch.Tensor):
+        plain = _forecast_metrics(pred, target, naive, forecasts, None)
+        if torch.isnan(scale).any():
+            return plain
+        s = scale.to(pred.dtype)
+        scaled = _forecast_metrics(pred / s, target / s, naive / s, {k: f / s for k, f in forecasts.items()}, 1.0)
+        return {k: (scaled[k] if "mase" in k else v) for k, v in plain.items()}
+    both = metrics.horizon_forecast(pred, target, naive, scale)
+    if pred.shape[-1] == 1:  # one step: exactly the metrics of one-output runs
+        both = {k: v for k, v in both.items() if k == "mase" or k == "mae_vs_naive" or k.startswith("naive_")}
+    for name, forecast in forecasts.items():
+        both.update(metrics.baseline(name, forecast, target, scale))
+    return both
 
 
 @dataclass(frozen=True, eq=False)

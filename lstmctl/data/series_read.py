@@ -97,15 +97,17 @@ def numeric_columns(path: Path, header, body, cols: list[int], what: str) -> np.
     return out
 
 
-def handle_missing(values: np.ndarray, names: list[str], how: str, path: Path) -> tuple[np.ndarray, np.ndarray]:
-    """Returns (values without NaN, kept row indices)."""
+def handle_missing(values: np.ndarray, names: list[str], how: str, path: Path,
+                   lines: list[int] | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Returns (values without NaN, kept row indices). `lines`: each row's line in the file (one series of a
+    long table), else row i is line i + 2."""
     bad = np.isnan(values)
     rows = np.arange(len(values))
     if not bad.any():
         return values, rows
     if how == "error":
         where = np.argwhere(bad)[:3]
-        cells = ", ".join(f"line {r + 2} column {names[c]!r}" for r, c in where)
+        cells = ", ".join(f"line {lines[r] if lines and r < len(lines) else r + 2} column {names[c]!r}" for r, c in where)
         n = int(bad.sum())
         raise UserError(
             f"{path.name}: {n} missing value{'s' * (n > 1)} in used columns, first at {cells}; "
@@ -134,6 +136,7 @@ class TimeAxis:
     freq: str | None  # the regular step (pandas alias), None for plain labels or irregular dates
     season: int | None  # the seasonal period the frequency implies (None: yearly, unknown)
     grid: np.ndarray | None = None  # gaps filled: the position of each file row in the full series
+    stamps: pd.DatetimeIndex | None = None  # per row, when the column holds dates (not years or plain labels)
 
 
 def _parse(cells: list[str]) -> pd.DatetimeIndex | np.ndarray | None:
@@ -165,10 +168,12 @@ def _season(freq: str | None) -> int | None:
     return None
 
 
-def time_axis(path: Path, name: str, cells: list[str], missing: str) -> TimeAxis:
+def time_axis(path: Path, name: str, cells: list[str], missing: str, lines: list[int] | None = None) -> TimeAxis:
     """Parse the date column: bad dates, duplicates, disorder and gaps in a regular series are one line
-    each; with data.missing ffill or interpolate, gaps are filled (reindexed to the inferred frequency)."""
+    each; with data.missing ffill or interpolate, gaps are filled (reindexed to the inferred frequency).
+    `lines`: each cell's line in the file (one series of a long table), else cell i is on line i + 2."""
     labels = [c.strip() for c in cells]
+    line = (lambda i: lines[i]) if lines else (lambda i: i + 2)  # noqa: E731
     parsed = _parse(cells)
     if parsed is None:
         return TimeAxis(labels, None, None)
@@ -176,7 +181,7 @@ def time_axis(path: Path, name: str, cells: list[str], missing: str) -> TimeAxis
         ok = parsed[1]
         i = int(np.argmin(ok))
         raise UserError(
-            f"{path.name}: data.date_column {name!r}: line {i + 2} holds {labels[i]!r}, which is not a date "
+            f"{path.name}: data.date_column {name!r}: line {line(i)} holds {labels[i]!r}, which is not a date "
             "(other rows are); fix that cell, or leave date_column out"
         )
     keys = parsed.asi8 if isinstance(parsed, pd.DatetimeIndex) else parsed
@@ -185,38 +190,41 @@ def time_axis(path: Path, name: str, cells: list[str], missing: str) -> TimeAxis
         i = int(np.argmax(dup))
         j = int(np.flatnonzero(keys == keys[i])[0])
         raise UserError(
-            f"{path.name}: duplicate timestamp {labels[i]!r} in {name!r} (lines {j + 2} and {i + 2}); "
+            f"{path.name}: duplicate timestamp {labels[i]!r} in {name!r} (lines {line(j)} and {line(i)}); "
             "a series has one row per time step: remove or merge one"
         )
     back = np.flatnonzero(np.diff(keys) < 0)
     if len(back):
         i = int(back[0]) + 1
         raise UserError(
-            f"{path.name}: {name!r} is not in time order: line {i + 2} ({labels[i]}) comes after line {i + 1} "
+            f"{path.name}: {name!r} is not in time order: line {line(i)} ({labels[i]}) comes after line {line(i - 1)} "
             f"({labels[i - 1]}); sort the file by {name}"
         )
+    stamps = parsed if isinstance(parsed, pd.DatetimeIndex) else None
     if len(keys) < 3:
-        return TimeAxis(labels, None, None)
+        return TimeAxis(labels, None, None, stamps=stamps)
     if isinstance(parsed, np.ndarray):  # integer steps (years): regular when every gap is one step
         step = int(np.diff(parsed).min())
         full = np.arange(parsed[0], parsed[-1] + 1, step)
         if len(full) == len(parsed) or np.any(np.diff(parsed) % step):
             return TimeAxis(labels, "YS" if len(full) == len(parsed) else None, None)
-        return _gaps(path, name, labels, missing, "YS", None, pd.Index(full).get_indexer(parsed), [str(v) for v in full])
+        return _gaps(path, name, labels, missing, "YS", None, pd.Index(full).get_indexer(parsed), [str(v) for v in full], line)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         freq = pd.infer_freq(parsed)
     if freq is not None:
-        return TimeAxis(labels, str(freq), _season(str(freq)))
+        return TimeAxis(labels, str(freq), _season(str(freq)), stamps=stamps)
     for alias, season in STEPS:  # the coarsest regular step that holds every date: the rest are gaps
         full = pd.date_range(parsed[0], parsed[-1], freq=alias)
         if len(full) <= 10 * len(parsed) and parsed.isin(full).all():
             fmt = "%Y-%m-%d %H:%M" if alias == "h" else "%Y-%m-%d"
-            return _gaps(path, name, labels, missing, alias, season, full.get_indexer(parsed), list(full.strftime(fmt)))
-    return TimeAxis(labels, None, None)  # irregular dates: labels only
+            axis = _gaps(path, name, labels, missing, alias, season, full.get_indexer(parsed), list(full.strftime(fmt)), line)
+            axis.stamps = full if axis.grid is not None else parsed
+            return axis
+    return TimeAxis(labels, None, None, stamps=stamps)  # irregular dates: labels only
 
 
-def _gaps(path, name, labels, missing, freq, season, positions, full_labels) -> TimeAxis:
+def _gaps(path, name, labels, missing, freq, season, positions, full_labels, line=lambda i: i + 2) -> TimeAxis:
     n_gap = len(full_labels) - len(labels)
     if missing == "drop":  # the user keeps the rows there are, irregular spacing and all
         return TimeAxis(labels, None, None)
@@ -224,7 +232,7 @@ def _gaps(path, name, labels, missing, freq, season, positions, full_labels) -> 
         first = next(k for k, p in enumerate(positions) if p != k)
         raise UserError(
             f"{path.name}: {n_gap} missing time step{'s' * (n_gap > 1)} in {name!r} (a regular {freq} series), "
-            f"the first {full_labels[first]} after line {first + 1} ({labels[first - 1]}); "
+            f"the first {full_labels[first]} after line {line(first - 1)} ({labels[first - 1]}); "
             "set data.missing to ffill or interpolate to fill them, or drop to keep the rows as they are"
         )
     out = list(full_labels)
@@ -240,3 +248,9 @@ def place(values: np.ndarray, axis: TimeAxis) -> np.ndarray:
     out = np.full((len(axis.labels), values.shape[1]), np.nan)
     out[axis.grid] = values
     return out
+
+
+def parse_dates(cells: list[str]) -> pd.DatetimeIndex | None:
+    """The cells as dates, or None when they are not all dates (integer years, labels, a bad cell)."""
+    parsed = _parse(cells)
+    return parsed if isinstance(parsed, pd.DatetimeIndex) else None

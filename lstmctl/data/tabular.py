@@ -7,13 +7,14 @@ to the split that holds ALL its target rows (windows straddling two blocks are d
 of a val/test window is ever seen in training, and val/test windows may look back into earlier rows
 for context (that is the past, known at forecast time). The scaler is fitted on the training rows
 alone and saved in the run as plain numbers (data_state.json). Reading: series_read.py; windows,
-baselines and the reversible transforms: series_windows.py (docs/forecasting.md).
+baselines and the reversible transforms: series_windows.py; one series' windows: series_build.py; a long
+table of many series (data.series_column): series_many.py; known-future inputs and calendar features:
+series_future.py (docs/forecasting.md).
 """
 
 from __future__ import annotations
 
 import hashlib
-import math
 from pathlib import Path
 from typing import Literal
 
@@ -22,10 +23,13 @@ import torch
 from pydantic import Field
 
 from lstmctl.data.base import DataBundle, Split, Task
+from lstmctl.data import series_future as sf
+from lstmctl.data import series_many as many
+from lstmctl.data import series_predict as sp
 from lstmctl.data import series_windows as sw
 from lstmctl.data.facts import SeriesFacts
-from lstmctl.data.series_read import (TimeAxis, column, handle_missing, is_numeric, numeric_columns, place, read_table,
-                                      time_axis)
+from lstmctl.data.series_build import Piece, build_piece, fit_scaler, fold_scaler  # noqa: F401  (fit_scaler: kept importable)
+from lstmctl.data.series_read import column, handle_missing, is_numeric, numeric_columns, place, read_table
 from lstmctl.errors import UserError
 from lstmctl.registry import register_dataset
 from lstmctl.schema import Strict
@@ -74,19 +78,19 @@ class TabularParams(Strict):
     target_transform: Literal["none", "diff", "log", "log_diff"] = Field(
         "none", description="the model learns this of the target (changes, logs, log changes); undone before any metric"
     )
+    series_column: str | None = Field(
+        None, description="column naming the series of a long table (one row per series and time step): each series "
+        "is cut, scaled and windowed on its own, one global model learns them all; metrics overall and per series"
+    )
+    known_future: list[str] | None = Field(
+        None, description="columns whose values are known ahead (planned prices, holidays): the model also gets their "
+        "values at the H target steps; predict reads them from rows after the last target with an empty target cell"
+    )
+    calendar: list[Literal[sf.CALENDAR]] | None = Field(  # type: ignore[valid-type]
+        None, description="calendar features of date_column's dates as sin/cos pairs (month, quarter, dayofweek, day, "
+        "dayofyear, weekofyear, hour, minute), inputs for the window rows and known ahead for the target steps"
+    )
     delimiter: str = Field(",", min_length=1, max_length=1, description="CSV field separator")
-
-
-def fit_scaler(values: np.ndarray, how: str) -> tuple[np.ndarray, np.ndarray]:
-    """(offset, scale) per column such that scaled = (x - offset) / scale; constant columns get scale 1."""
-    if how == "standard":
-        offset, scale = values.mean(axis=0), values.std(axis=0)
-    elif how == "minmax":
-        offset, scale = values.min(axis=0), values.max(axis=0) - values.min(axis=0)
-    else:
-        offset, scale = np.zeros(values.shape[1]), np.ones(values.shape[1])
-    scale = np.where(scale > 0, scale, 1.0)
-    return offset, scale
 
 
 def _sha256(path: Path) -> str:
@@ -96,20 +100,16 @@ def _sha256(path: Path) -> str:
 # ---------------------------------------------------------------- shared by training and `lstmctl predict`
 
 
-def _axis(path: Path, header, body, p: TabularParams) -> TimeAxis | None:
-    if not p.date_column or p.date_column not in header:
-        return None
-    c = header.index(p.date_column)
-    return time_axis(path, p.date_column, [r[c] for r in body], p.missing)
+def _where(path: Path, name: str | None) -> str:
+    return path.name if name is None else f"{path.name} (series {name!r})"
 
 
-def _norm(X: np.ndarray, target_windows: np.ndarray, how: str):
-    """Per-window normalisation of inputs (each channel by its own window) and the target's (anchor, spread)."""
-    anchor, spread = sw.window_stats(target_windows, how)
-    if how != "none":
-        a, s = sw.window_stats(X, how)
-        X = (X - a[:, None, :]) / s[:, None, :]
-    return X, anchor, spread
+def _groups(path: Path, header, body, p: TabularParams) -> list[tuple[str | None, list, list[int] | None]]:
+    """(series id, its rows, their lines in the file) per series of a long table; one (None, body, None) otherwise."""
+    if not p.series_column:
+        return [(None, body, None)]
+    s_col = column(path, header, p.series_column, "series_column")
+    return [(name, [body[i] for i in idx], (idx + 2).tolist()) for name, idx in many.split_series(path, header, body, s_col)]
 
 
 def prediction_inputs(p: TabularParams, state: dict, path: Path):
@@ -118,56 +118,88 @@ def prediction_inputs(p: TabularParams, state: dict, path: Path):
     Every window of `window` rows gives one forecast of H steps, including the last window, whose
     steps lie past the end of the file. Labels name each window's first target row: its date (or row
     number), or `<last date>+h` beyond the end. With a window norm or a target transform a third
-    item maps the outputs to the target's units (they depend on each window's own values).
+    item maps the outputs to the target's units (they depend on each window's own values). A long
+    table (data.series_column) gives every series' windows, labelled (series, label), each scaled with
+    its own series' scaler (a series the run was not trained on is refused). A known-future run reads the
+    steps after the end from the rows after the last target value (target cell empty).
     """
     header, body = read_table(path, p.delimiter)
     columns = state.get("columns") or []
-    features = p.features or [c for c in columns if c != p.date_column]
-    steps = state.get("steps") or [p.horizon]
+    if p.features:
+        features = list(p.features) + [k for k in p.known_future or [] if k not in p.features]
+    else:
+        features = [c for c in columns if c != p.date_column]
     norm, how = state.get("window_norm", "none"), state.get("target_transform", "none")
-    needs_target = norm != "none" or how != "none"
+    needs_target = norm != "none" or how != "none" or bool(p.known_future or p.calendar)
     used = features + [p.target] if needs_target and p.target not in features else list(features)
     cols = [column(path, header, name, "features" if name in features else "target") for name in used]
-    axis = _axis(path, header, body, p)
-    values = numeric_columns(path, header, body, cols, "feature")
-    values, kept = handle_missing(place(values, axis) if axis else values, used, p.missing, path)
-    first = sw.first_row(how)
-    if len(values) < p.window + first:
-        raise UserError(f"{path.name}: {len(values)} usable rows but one window needs data.window = {p.window + first}")
-    work = values.copy()
-    ti = used.index(p.target) if p.target in used else None
-    if ti is not None and how != "none":
-        work[:, ti] = sw.transform(values[:, ti], how, path.name)
-    offset = np.asarray([state["offset"][columns.index(c)] for c in used], dtype=np.float64)
-    scale = np.asarray([state["scale"][columns.index(c)] for c in used], dtype=np.float64)
-    scaled = (work - offset) / scale
-    starts = np.arange(first, len(scaled) - p.window + 1, p.stride)
-    idx = starts[:, None] + np.arange(p.window)[None, :]
-    x = scaled[idx][:, :, : len(features)]
-    origins = starts + p.window - 1
-    labels = []
-    end = len(kept) - 1
-    for o in origins:
-        target = int(o) + steps[0]
-        if target <= end:
-            labels.append(axis.labels[target] if axis else str(int(kept[target])))
+    xs, labels, invs, t_scaler = [], [], [], []
+    for name, rows, lines in _groups(path, header, body, p):
+        if name is None:
+            saved = state
+        elif name in (state.get("series") or {}):
+            saved = state["series"][name]
         else:
-            labels.append(f"{axis.labels[end] if axis else str(int(kept[end]))}+{target - end}")
-    x_t = torch.from_numpy(x.astype(np.float32))
-    if not needs_target:
+            raise UserError(f"{path.name}: series {name!r} was not in this run's training data, so it has no fitted "
+                            f"scaler; known series: {', '.join(list(state.get('series') or {})[:8])}")
+        offset = np.asarray([saved["offset"][columns.index(c)] for c in used], dtype=np.float64)
+        scale = np.asarray([saved["scale"][columns.index(c)] for c in used], dtype=np.float64)
+        x, lab, inv = sp.series_inputs(path, header, rows, lines, p, state, used, features, cols, offset, scale,
+                                     _where(path, name))
+        xs.append(x)
+        labels += lab if name is None else [(name, label) for label in lab]
+        ti = used.index(p.target) if p.target in used else None
+        t_off = float(offset[ti]) if ti is not None else float(saved["offset"][columns.index(p.target)])
+        t_scale = float(scale[ti]) if ti is not None else float(saved["scale"][columns.index(p.target)])
+        invs.append(inv if name is None else fold_scaler(inv, t_off, t_scale))
+        t_scaler.append((t_off, t_scale))
+    x_t = torch.from_numpy(np.concatenate(xs).astype(np.float32))
+    if not p.series_column and norm == "none" and how == "none":
         return x_t, labels
-    x, anchor, spread = _norm(x, scaled[idx][:, :, ti], norm)
-    last = values[origins, ti]
-    t_off, t_scale = float(offset[ti]), float(scale[ti])
+    inv = np.concatenate(invs)
+    t_off, t_scale = t_scaler[0] if not p.series_column else (0.0, 1.0)
 
     def to_units(out: np.ndarray) -> np.ndarray:
         return sw.invert(np.asarray(out, dtype=np.float64).reshape(len(out), -1), offset=t_off, scale=t_scale,
-                         how=how, anchor=anchor, spread=spread, last=last)
+                         how=how, anchor=inv[:, 0], spread=inv[:, 1], last=inv[:, 2])
 
-    return torch.from_numpy(x.astype(np.float32)), labels, to_units
+    return x_t, labels, to_units
 
 
 # ---------------------------------------------------------------- the dataset
+
+
+def _columns(path: Path, header, body, p: TabularParams) -> tuple[list[int], int, int | None, list[int]]:
+    """(feature columns, target, date column, known-future columns) of the file, checked; a known-future
+    column is always an input too (its past values on the window rows, its known ones on the target steps)."""
+    t_col = column(path, header, p.target, "target")
+    d_col = column(path, header, p.date_column, "date_column") if p.date_column else None
+    s_col = column(path, header, p.series_column, "series_column") if p.series_column else None
+    if s_col is not None and s_col in (t_col, d_col):
+        raise UserError(f"data.series_column: {p.series_column!r} is also the {'target' if s_col == t_col else 'date_column'}; "
+                        "name the column that says which series each row belongs to")
+    sf.check_known(path, list(p.known_future or []), header, p.target, p.date_column)
+    k_cols = [column(path, header, name, "known_future") for name in p.known_future or []]
+    if p.features is None:
+        f_cols = [c for c in range(len(header)) if c not in (d_col, s_col) and (c == t_col or is_numeric([r[c] for r in body]))]
+    else:
+        if not p.features:
+            raise UserError("data.features is an empty list; name at least one column, or leave it out to use every numeric column")
+        f_cols = [column(path, header, name, "features") for name in p.features]
+        if d_col is not None and d_col in f_cols:
+            raise UserError(f"data.features: {header[d_col]!r} is the date_column; it cannot also be a feature")
+        if s_col is not None and s_col in f_cols:
+            raise UserError(f"data.features: {header[s_col]!r} is the series_column; it cannot also be a feature")
+    return f_cols + [c for c in k_cols if c not in f_cols], t_col, d_col, k_cols
+
+
+def _saved(saved: dict, names: list[str], name: str | None) -> dict:
+    """A reopened run's fitted numbers for one series: its scaler (when the columns match) and MASE scale."""
+    if name is not None:
+        one = (saved.get("series") or {}).get(name)
+        return dict(one) if one and saved.get("columns") == names else {}
+    out = {k: saved[k] for k in ("offset", "scale") if saved.get("columns") == names and "offset" in saved}
+    return out | ({"mase_scale": saved["mase_scale"]} if "mase_scale" in saved else {})
 
 
 @register_dataset("tabular", TabularParams, prediction_inputs=prediction_inputs)
@@ -175,133 +207,98 @@ def build_tabular(p: TabularParams, *, seed: int, val_fraction: float = 0.0, sta
     """Sliding windows over a CSV time series: `window` rows of features -> the target's next `horizon` rows."""
     path = Path(p.path).expanduser()
     header, body = read_table(path, p.delimiter)
-    t_col = column(path, header, p.target, "target")
-    d_col = column(path, header, p.date_column, "date_column") if p.date_column else None
-    if p.features is None:
-        f_cols = [c for c in range(len(header)) if c != d_col and (c == t_col or is_numeric([r[c] for r in body]))]
-    else:
-        if not p.features:
-            raise UserError("data.features is an empty list; name at least one column, or leave it out to use every numeric column")
-        f_cols = [column(path, header, name, "features") for name in p.features]
-        if d_col is not None and d_col in f_cols:
-            raise UserError(f"data.features: {header[d_col]!r} is the date_column; it cannot also be a feature")
+    f_cols, t_col, d_col, k_cols = _columns(path, header, body, p)
     used = list(dict.fromkeys(f_cols + [t_col]))  # feature columns, then the target if not among them
     names = [header[c] for c in used]
-    values = numeric_columns(path, header, body, used, "used")
-    axis = _axis(path, header, body, p)
-    values, kept = handle_missing(place(values, axis) if axis else values, names, p.missing, path)
+    values_all = numeric_columns(path, header, body, used, "used")
     saved = state or {}
     # old runs (their data state has no "steps") predicted one value `horizon` rows ahead
     steps = saved.get("steps") or (list(range(1, p.horizon + 1)) if not saved else [p.horizon])
-    first = sw.first_row(p.target_transform)
-    n = len(values)
-    need = p.window + p.horizon + first
-    plus = " (+1 row that diff uses up)" if first else ""
-    if n < need:
-        raise UserError(
-            f"{path.name}: the series has {n} usable rows but window ({p.window}) + horizon ({p.horizon}){plus} needs {need}; "
-            "lower data.window or data.horizon, or use a longer series"
-        )
-    # chronological row split: [0, n_tr) train, [n_tr, n_fit) val, [n_fit, n_end) test (rows after n_end: none)
-    n_fit, n_end = sw.test_block(n, p.test_fraction, p.test_start, p.test_rows, path.name)
-    n_test = n_end - n_fit
-    n_val = max(1, math.ceil(n_fit * val_fraction)) if val_fraction > 0 else 0
-    n_tr = n_fit - n_val
-    if n_tr < need:
-        raise UserError(
-            f"{path.name}: the training part has {n_tr} rows (of {n}) but one window needs window ({p.window}) + "
-            f"horizon ({p.horizon}){plus} = {need}; lower data.window, data.test_fraction or train.val_fraction"
-        )
-    if max(steps) > n_test:
-        raise UserError(
-            f"{path.name}: data.horizon = {max(steps)} is longer than the test block ({n_test} rows of {n}), so no test "
-            f"window has all its targets there; lower data.horizon or raise data.{'test_rows' if p.test_rows else 'test_fraction'}"
-        )
+    ti = names.index(p.target)
+    f_idx = [names.index(header[c]) for c in f_cols]
+    features = [names[i] for i in f_idx]
+    known = sp.known_channels(p, features) if p.known_future or p.calendar else []
+    series = []  # per series: (id, axis, values, kept rows, calendar channels)
+    for name, rows, lines in _groups(path, header, body, p):
+        axis = sp.axis_of(path, header, rows, p, lines)
+        v = values_all if name is None else values_all[np.asarray(lines) - 2]
+        v, kept = handle_missing(place(v, axis) if axis else v, names, p.missing, path, lines)
+        cal = None
+        if p.calendar:
+            cal = sf.calendar_features(sf.calendar_stamps(axis, p.date_column, _where(path, name)), list(p.calendar))[kept]
+        series.append((name, axis, v, kept, cal))
+    longest = max(len(s[2]) for s in series)
+    pieces: list[Piece] = []
+    for name, axis, v, kept, cal in series:
+        season = p.season if p.season is not None else (axis.season if axis else None)
+        pieces.append(build_piece(v, names, f_idx, ti, p, steps, val_fraction, season, where=_where(path, name),
+                                  saved=_saved(saved, names, name), calendar=cal, known=known, many=name is not None,
+                                  shift=longest - len(v)))
     sha = _sha256(path)
     if saved.get("source_sha256") not in (None, sha):
         raise UserError(
             f"{path} changed since this run was trained (its sha256 differs); restore the file or train a new run"
         )
-    ti = names.index(p.target)
-    y_orig = values[:, ti]
-    season = p.season if p.season is not None else (axis.season if axis else None)
-    if p.season is not None:
-        sw.check_season(p.season, n_tr, path.name)
-    elif season is not None and season > n_tr // 2:
-        season = None  # an inferred season the training block cannot hold twice: no seasonal baseline
-    work = values.copy()
-    work[:, ti] = sw.transform(y_orig, p.target_transform, path.name)
-    if saved.get("columns") == names and "offset" in saved:
-        offset, scale = np.asarray(saved["offset"], dtype=np.float64), np.asarray(saved["scale"], dtype=np.float64)
-    else:
-        offset, scale = fit_scaler(work[first:n_tr], p.scale)  # training rows only
-    scaled = (work - offset) / scale
-    f_idx = [names.index(header[c]) for c in f_cols]
-    X, Y, origins = sw.make_windows(scaled[:, f_idx], scaled[:, ti], p.window, steps, p.stride, first)
-    X, anchor, spread = _norm(X, scaled[:, ti][origins[:, None] - p.window + 1 + np.arange(p.window)], p.window_norm)
-    Y = (Y - anchor[:, None]) / spread[:, None]
-    base = sw.baselines(y_orig, origins, steps, season if season and season > 1 else None, sw.drift_slope(y_orig[:n_tr]))
-    # MASE denominator: in-sample MAE over the training rows of the seasonal naive (data.season set) or the naive
-    lag = p.season if p.season is not None and p.season > 1 else steps[0]
-    mase_scale = saved["mase_scale"] if "mase_scale" in saved else sw.mase_scale(y_orig[:n_tr], lag)
-    inverse = np.stack([anchor, spread, y_orig[origins]], axis=1)
-
-    dates_all = [axis.labels[int(k)] for k in kept] if axis else None
-    masks = sw.split_masks(origins, steps, {"train": (0, n_tr), "val": (n_tr, n_fit), "test": (n_fit, n_end)})
-    splits, split_rows, split_dates, split_inv = {}, {}, {}, {}
-    split_base: dict[str, dict[str, torch.Tensor]] = {k: {} for k in base}
-    for name, sel in masks.items():
-        if not sel.any():
-            if name == "test":
-                raise UserError(
-                    f"{path.name}: no test windows: the last {n_test} rows hold no window target with stride {p.stride}; "
-                    "raise data.test_fraction or lower data.stride"
-                )
-            splits[name] = None
-            continue
-        splits[name] = Split(torch.from_numpy(X[sel].astype(np.float32)), torch.from_numpy(Y[sel].astype(np.float32)))
-        split_rows[name] = (origins[sel] + steps[0]).tolist()
-        for k, v in base.items():
-            split_base[k][name] = torch.from_numpy(v[sel].astype(np.float32))
-        split_inv[name] = torch.from_numpy(inverse[sel])
-        if dates_all is not None:
-            split_dates[name] = [dates_all[r] for r in split_rows[name]]
-    if val_fraction > 0 and splits["val"] is None:
-        raise UserError(
-            f"train.val_fraction={val_fraction} gives {n_val} validation rows, which hold no window's {max(steps)} target "
-            f"row(s) with stride {p.stride}; raise train.val_fraction or lower data.horizon or data.stride"
-        )
+    dates = [[axis.labels[int(k)] for k in kept] if axis else None for _, axis, _, kept, _ in series]
+    L = max(range(len(pieces)), key=lambda j: pieces[j].n)  # the longest series (the only one of a plain file)
+    top = pieces[L]
     state_out = {
         "scaler": p.scale,
         "columns": names,
-        "offset": offset.tolist(),
-        "scale": scale.tolist(),
+        **({} if p.series_column else {
+            "offset": top.offset.tolist(),
+            "scale": top.scale.tolist(),
+        }),
         "target": p.target,
-        "target_scale": {"scale": [float(scale[ti])], "offset": [float(offset[ti])]},
-        "input_scale": {"scale": scale[f_idx].tolist(), "offset": offset[f_idx].tolist()},  # for raw arrays (API)
-        "mase_scale": mase_scale,
-        "rows": {"total": n, "train": n_tr, "val": n_val, "test": n_test},
+        **({} if p.series_column else {
+            "target_scale": {"scale": [float(top.scale[ti])], "offset": [float(top.offset[ti])]},
+            "input_scale": {"scale": top.scale[f_idx].tolist(), "offset": top.offset[f_idx].tolist()},  # raw arrays (API)
+            "mase_scale": top.mase_scale,
+        }),
+        "rows": {"total": top.n, "train": top.n_tr, "val": top.n_val, "test": top.n_end - top.n_fit},
         "steps": steps,
         "window_norm": p.window_norm,
         "target_transform": p.target_transform,
-        "season": season,
+        "season": top.season,
         "source": str(path),
         "source_sha256": sha,
     }
+    if p.known_future or p.calendar:
+        state_out.update(known_future=list(p.known_future or []), calendar=list(p.calendar or []))
+    extra: dict = {}
+    if p.series_column:
+        ids = [s[0] for s in series]
+        splits, split_rows, split_dates, member, split_inv, split_base, members = many.pool(pieces, ids, dates)
+        state_out["series_column"] = p.series_column
+        state_out["series"] = {n: {"offset": pc.offset.tolist(), "scale": pc.scale.tolist(), "mase_scale": pc.mase_scale,
+                                   "rows": {"total": pc.n, "train": pc.n_tr, "val": pc.n_val, "test": pc.n_end - pc.n_fit}}
+                               for n, pc in zip(ids, pieces)}
+        seasons = {pc.season for pc in pieces}
+        extra = dict(members=members, member=member, series_column=p.series_column)
+        season, mase_scale, t_off, t_scale = (seasons.pop() if len(seasons) == 1 else None), None, 0.0, 1.0
+    else:
+        splits = {k: Split(torch.from_numpy(top.x[k].astype(np.float32)), torch.from_numpy(top.t[k].astype(np.float32)))
+                  if k in top.x else None for k in ("train", "val", "test")}
+        split_rows = top.rows
+        split_dates = {k: [dates[0][r] for r in rws] for k, rws in top.rows.items()} if dates[0] is not None else {}
+        split_inv = {k: torch.from_numpy(v) for k, v in top.inverse.items()}
+        split_base = {k: {s: torch.from_numpy(v.astype(np.float32)) for s, v in d.items()} for k, d in top.base.items()}
+        season, mase_scale, t_off, t_scale = top.season, top.mase_scale, float(top.offset[ti]), float(top.scale[ti])
     return DataBundle(
         task=Task.REGRESSION_SEQ,
         train=splits["train"],
         val=splits["val"],
         test=splits["test"],
-        input_size=len(f_idx),
+        input_size=int(splits["test"].x.shape[-1]),
         output_size=len(steps),
         facts=SeriesFacts(
-            target=p.target, features=[names[i] for i in f_idx], window=p.window, horizon=p.horizon,
-            series=y_orig.tolist(), dates=dates_all, date_column=p.date_column, rows=split_rows,
-            split_dates=split_dates, val_start=n_tr, test_start=n_fit, naive=split_base["naive"],
+            target=p.target, features=features, window=p.window, horizon=p.horizon,
+            series=top.y.tolist(), dates=dates[L], date_column=p.date_column, rows=split_rows,
+            split_dates=split_dates, val_start=top.n_tr, test_start=top.n_fit, naive=split_base["naive"],
             mase_scale=mase_scale, steps=steps, baselines=split_base, season=season,
-            freq=axis.freq if axis else None, target_offset=float(offset[ti]), target_scale=float(scale[ti]),
+            freq=series[L][1].freq if series[L][1] else None, target_offset=t_off, target_scale=t_scale,
             transform=p.target_transform, window_norm=p.window_norm, inverse=split_inv,
+            known_future=list(p.known_future or []), calendar=list(p.calendar or []), **extra,
         ),
         state=state_out,
         target_names=None if len(steps) == 1 else [f"{p.target}_h{s}" for s in steps],

@@ -20,6 +20,7 @@ from lstmctl.data.facts import AddingFacts, CopyFacts, CurveFacts, ImageFacts, S
 from lstmctl.metrics import central_intervals
 from lstmctl.evaluation import in_units, point_outputs, predict, quantile_levels, quantiles_in_units
 from lstmctl.plots.common import plt, save, title
+from lstmctl.plots.forecast import plot_many
 from lstmctl.session import OpenedRun
 
 # (opened run, its facts, output folder, format) -> the files written; the facts parameter is
@@ -247,6 +248,11 @@ def plot_series(opened: OpenedRun, facts: SeriesFacts, out_dir: Path, fmt: str) 
     naive, drift) on val/test; with H > 1 steps the step-1 forecasts and H-step paths from several origins;
     a quantile run's median with its intervals shaded (step 1, val/test); a residual histogram (step 1)."""
     b = opened.data
+    if facts.members:  # a long table: one panel per series
+        preds = {name: _series_outputs(opened, facts, name, split)[1] for name in ("train", "val", "test")
+                 if (split := getattr(b, name)) is not None and len(split)}
+        what = f"{facts.target}: {'step-1 ' if len(facts.steps) > 1 else ''}forecasts per series, val/test shaded"
+        return [plot_many(facts, preds, out_dir / f"forecast.{fmt}", title(opened, what))]
     rows = facts.rows  # per split: the row of each window's first target (the x position)
     dates = facts.dates  # per row, with date_column
     dated = bool(dates) and any(d is not None for d in dates)
