@@ -26,7 +26,6 @@ import argparse
 import csv
 import json
 import os
-import platform
 import statistics
 import subprocess
 import sys
@@ -34,6 +33,8 @@ import tempfile
 import time
 from datetime import datetime, timezone
 from pathlib import Path
+
+from machine import machine  # benchmarks/machine.py
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
@@ -58,20 +59,6 @@ def has_seeds_option() -> bool:
 
 def iso_seconds(a: str, b: str) -> float:
     return (datetime.fromisoformat(b) - datetime.fromisoformat(a)).total_seconds()
-
-
-def machine() -> dict:
-    cpu = platform.processor() or ""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    import torch
-
-    return {"cores": os.cpu_count(), "cpu": cpu, "torch": torch.__version__, "python": platform.python_version()}
 
 
 def train(config: Path, seeds: list[int], sets: list[str], runs: Path) -> tuple[str | None, list[str], float]:

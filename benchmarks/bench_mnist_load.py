@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import statistics
 import subprocess
 import sys
@@ -31,6 +30,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import yaml
+
+from machine import machine  # benchmarks/machine.py
 
 HERE = Path(__file__).resolve().parent
 SYSTEM_FASHION = Path("/usr/share/datasets/fashion-mnist")
@@ -42,21 +43,6 @@ RUN_CONFIG = {  # as in the test
     "model": {"name": "lstm", "hidden_size": 32},
     "train": {"epochs": 2, "batch_size": 32, "lr": 0.01},
 }
-
-
-def machine() -> dict:
-    cpu = platform.processor() or ""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    import torch
-
-    return {"cores": os.cpu_count(), "cpu": cpu, "torch": torch.__version__, "torch_threads": torch.get_num_threads(),
-            "python": platform.python_version(), "platform": platform.platform()}
 
 
 def time_load() -> float:

@@ -24,7 +24,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import shutil
 import statistics
 import subprocess
@@ -33,6 +32,8 @@ import tempfile
 import time
 from datetime import datetime
 from pathlib import Path
+
+from machine import machine  # benchmarks/machine.py
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
@@ -229,21 +230,6 @@ def bench_cells() -> dict:
         return {"skipped": f"bench_cells.py failed: {proc.stderr.strip().splitlines()[-1:]}"}
     print(proc.stdout)
     return json.loads(out.read_text()) if out.exists() else {"stdout": proc.stdout}
-
-
-def machine() -> dict:
-    import torch
-
-    cpu = platform.processor() or ""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return {"cpu": cpu, "cores": os.cpu_count(), "python": platform.python_version(), "torch": torch.__version__,
-            "os": platform.platform(), "load_avg_at_start": os.getloadavg()}
 
 
 def print_table(res: dict) -> None:
