@@ -27,34 +27,21 @@ import csv
 import json
 import os
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
 from datetime import datetime, timezone
 from pathlib import Path
 
-from machine import machine  # benchmarks/machine.py
+from common import machine, run_lstmctl  # benchmarks/common.py
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 CONFIG = REPO / "configs" / "fashion_mnist.yaml"
 
 
-def lstmctl_cmd(*args: str) -> list[str]:
-    exe = Path(sys.executable).with_name("lstmctl")
-    return [str(exe), *args] if exe.exists() else [sys.executable, "-m", "lstmctl", *args]
-
-
-def run(args: list[str]) -> str:
-    proc = subprocess.run(lstmctl_cmd(*args), capture_output=True, text=True, cwd=REPO)
-    if proc.returncode != 0:
-        sys.exit(f"lstmctl {' '.join(args)} failed (exit {proc.returncode}): {proc.stderr.strip()[-2000:]}")
-    return proc.stdout
-
-
 def has_seeds_option() -> bool:
-    return "--seeds" in run(["train", "--help"])
+    return "--seeds" in run_lstmctl(["train", "--help"])
 
 
 def iso_seconds(a: str, b: str) -> float:
@@ -66,9 +53,9 @@ def train(config: Path, seeds: list[int], sets: list[str], runs: Path) -> tuple[
     common = ["--runs-dir", str(runs), "--quiet", "--json", *[x for s in sets for x in ("--set", s)]]
     t0 = time.perf_counter()
     if has_seeds_option():
-        out = json.loads(run(["train", str(config), "--seeds", ",".join(map(str, seeds)), *common]))
+        out = json.loads(run_lstmctl(["train", str(config), "--seeds", ",".join(map(str, seeds)), *common]))
         return out["group"], list(out["runs"]), time.perf_counter() - t0
-    ids = [json.loads(run(["train", str(config), "--set", f"seed={s}", *common]))["run"] for s in seeds]
+    ids = [json.loads(run_lstmctl(["train", str(config), "--set", f"seed={s}", *common]))["run"] for s in seeds]
     return None, ids, time.perf_counter() - t0
 
 
@@ -85,7 +72,7 @@ def describe(runs: Path, run_id: str) -> dict:
     best = info.get("best") or {}
     at = next((r for r in rows if r.get("epoch") == str(best.get("epoch"))), {})
     seconds = [float(r["seconds"]) for r in rows if r.get("seconds")]
-    ev = json.loads(run(["eval", run_id, "--runs-dir", str(runs), "--json"]))["metrics"]
+    ev = json.loads(run_lstmctl(["eval", run_id, "--runs-dir", str(runs), "--json"]))["metrics"]
     return {
         "run": run_id,
         "seed": cfg_seed,
@@ -198,7 +185,7 @@ def main() -> None:
     load_after = os.getloadavg()
     rows = [describe(runs, i) for i in ids]
     agg = {k: summary([r[k] for r in rows]) for k in ("val_accuracy", "test_accuracy", "test_macro_f1", "train_s", "epoch_s_median")}
-    group_eval = json.loads(run(["eval", group, "--runs-dir", str(runs), "--json"])) if group else None
+    group_eval = json.loads(run_lstmctl(["eval", group, "--runs-dir", str(runs), "--json"])) if group else None
     res = {"date": started, "machine": {**machine(), "load_avg_before": load_before, "load_avg_after_training": load_after},
            "config": str(a.config), "sets": a.set, "seeds": seeds, "group": group, "runs_dir": str(runs),
            "wall_s_all_seeds": wall, "runs": rows, "summary": agg, "group_eval": group_eval}

@@ -33,14 +33,14 @@ import argparse
 import hashlib
 import json
 import math
-import os
-import platform
 import subprocess
 import sys
 import tempfile
 import time
 from datetime import datetime, timezone
 from pathlib import Path
+
+from common import machine, run_lstmctl  # benchmarks/common.py
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
@@ -54,36 +54,6 @@ SERIES = {
     "co2": ("co2.yaml", 13),  # weekly: a quarter
     "us_output": ("us_output.yaml", 4),  # long table of five quarterly series: a year
 }
-
-
-def lstmctl_cmd(*args: str) -> list[str]:
-    exe = Path(sys.executable).with_name("lstmctl")
-    return [str(exe), *args] if exe.exists() else [sys.executable, "-m", "lstmctl", *args]
-
-
-def run(args: list[str]) -> str:
-    proc = subprocess.run(lstmctl_cmd(*args), capture_output=True, text=True, cwd=REPO)
-    if proc.returncode != 0:
-        sys.exit(f"lstmctl {' '.join(args)} failed (exit {proc.returncode}): {proc.stderr.strip()[-2000:]}")
-    return proc.stdout
-
-
-def machine() -> dict:
-    cpu = platform.processor() or ""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    import torch
-
-    return {"cores": os.cpu_count(), "cpu": cpu, "torch": torch.__version__, "python": platform.python_version(),
-            "load_avg": os.getloadavg()[0]}
-
-
-# ---------------------------------------------------------------------------------------------- series
 
 
 def windows(config: Path, horizon: int) -> list[dict]:
@@ -180,8 +150,8 @@ def lstm_mae(config: Path, horizon: int, seeds: list[int], runs: Path) -> tuple[
     t0 = time.perf_counter()
     for seed in seeds:
         sets = ["--set", f"seed={seed}", "--set", f"data.horizon={horizon}"]
-        out = json.loads(run(["train", str(config), *sets, "--runs-dir", str(runs), "--quiet", "--json"]))
-        m = json.loads(run(["eval", out["run"], "--runs-dir", str(runs), "--json"]))["metrics"]
+        out = json.loads(run_lstmctl(["train", str(config), *sets, "--runs-dir", str(runs), "--quiet", "--json"]))
+        m = json.loads(run_lstmctl(["eval", out["run"], "--runs-dir", str(runs), "--json"]))["metrics"]
         names = sorted({k.split("/")[1] for k in m if k.startswith("series/")}) or [None]
         for n in names:
             pre = f"series/{n}/" if n else ""
@@ -198,8 +168,8 @@ def geomean(xs: list[float]) -> float:
 
 
 def table(rows: list[dict], horizon_label: str) -> str:
-    head = (f"| series | H | test windows | lstmctl | AutoETS | AutoARIMA | ratio to the better | naive | seasonal naive |\n"
-            f"|---|---|---|---|---|---|---|---|---|")
+    head = ("| series | H | test windows | lstmctl | AutoETS | AutoARIMA | ratio to the better | naive | seasonal naive |\n"
+            "|---|---|---|---|---|---|---|---|---|")
     lines = [head]
     for r in rows:
         sn = f"{r['snaive']:.4g}" if r["snaive"] is not None else "–"

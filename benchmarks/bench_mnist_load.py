@@ -31,7 +31,7 @@ from pathlib import Path
 
 import yaml
 
-from machine import machine  # benchmarks/machine.py
+from common import machine  # benchmarks/common.py
 
 HERE = Path(__file__).resolve().parent
 SYSTEM_FASHION = Path("/usr/share/datasets/fashion-mnist")

@@ -33,7 +33,7 @@ import time
 from datetime import datetime
 from pathlib import Path
 
-from machine import machine  # benchmarks/machine.py
+from common import machine  # benchmarks/common.py
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
