@@ -37,6 +37,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from lstmctl.models import kernel  # noqa: E402
 from lstmctl.models.layers import HandLSTM, describe_kernel  # noqa: E402
 
+from common import cpu_model  # benchmarks/common.py
+
 SIZES = [  # (batch, steps, inputs, units)
     (64, 28, 28, 64),  # row-by-row MNIST size: the first target
     (64, 100, 1, 64),  # a long univariate series: the second target
@@ -167,16 +169,6 @@ def kernel_build_seconds() -> float | None:
         return time.perf_counter() - t0
 
 
-def cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
-
-
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--repeats", type=int, default=40, help="timed runs per implementation and size")
@@ -194,7 +186,7 @@ def main(argv=None) -> int:
     results = [bench_size(*s, args.repeats, args.warmup) for s in sizes]
     load_after = os.getloadavg()
 
-    print(f"CPU: {cpu_name()}, {os.cpu_count()} cores, torch {torch.__version__}, {args.threads} thread(s), "
+    print(f"CPU: {cpu_model()}, {os.cpu_count()} cores, torch {torch.__version__}, {args.threads} thread(s), "
           f"{args.repeats} repeats; load average {load_before[0]:.1f} -> {load_after[0]:.1f}")
     print(f"hand runs on: {path}; building the C kernel from scratch takes "
           + (f"{build_s:.2f} s (once per machine, then cached)" if build_s is not None else "- (no C compiler)"))
@@ -211,7 +203,7 @@ def main(argv=None) -> int:
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     meta = {
-        "cpu": cpu_name(),
+        "cpu": cpu_model(),
         "cores": os.cpu_count(),
         "torch": torch.__version__,
         "python": platform.python_version(),

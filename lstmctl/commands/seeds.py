@@ -19,10 +19,10 @@ from __future__ import annotations
 import json
 import os
 import signal
+from contextlib import contextmanager
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
@@ -31,6 +31,7 @@ from lstmctl.commands.output import finished_line, print_json, say
 from lstmctl.commands.train import start_training
 from lstmctl.errors import EXIT_SIGINT, Interrupted, LstmctlError, RunFailed, UserError
 from lstmctl.groups import Group, create_group, discard_group, member_info
+from lstmctl.train.signals import forwarded_to
 
 MAX_SEED = 2**32 - 1
 USAGE = "give N (seeds 0..N-1) or a list such as 0,1,2"
@@ -165,23 +166,13 @@ def _parallel(path: Path, sets: list[str], group: Group, seeds: list[int], paral
     threads = share_threads(parallel, configured_threads)
     env = {**os.environ, "OMP_NUM_THREADS": str(threads)}
     pending, running, errors = list(seeds), {}, {}
-    stop: list[int] = []
     logs = tempfile.TemporaryDirectory(prefix="lstmctl-seeds-")
 
-    def forward(signum, frame) -> None:  # runs in the main thread between bytecodes
-        stop.append(signum)
-        if not quiet or len(stop) == 1:
+    def announce(signum: int, received: list[int]) -> None:
+        if not quiet or len(received) == 1:
             say(f"\n{signal.Signals(signum).name}: stopping the {len(running)} running member(s) of group {group.id}")
-        for proc, *_ in list(running.values()):
-            try:
-                proc.send_signal(signum)
-            except (ProcessLookupError, OSError):
-                pass
 
-    handlers = {}
-    if threading.current_thread() is threading.main_thread():
-        handlers = {s: signal.signal(s, forward) for s in (signal.SIGINT, signal.SIGTERM)}
-    try:
+    with forwarded_to(lambda: [proc for proc, *_ in running.values()], announce) as stop, _cleanup(running, logs):
         while running or (pending and not stop):  # after a signal: wait for the running ones, start no more
             while pending and len(running) < parallel and not stop:
                 seed = pending.pop(0)
@@ -200,17 +191,21 @@ def _parallel(path: Path, sets: list[str], group: Group, seeds: list[int], paral
                 if message is not None:
                     errors[seed] = message
             time.sleep(0.05)
-    finally:
-        for s, h in handlers.items():
-            signal.signal(s, h)
-        for proc, out, err in running.values():  # only left on an unexpected error here: leave no orphan behind
-            proc.kill()
-            proc.wait()
-        logs.cleanup()
     if stop:
         raise Interrupted(f"{signal.Signals(stop[0]).name}: group {group.id} stopped, each running member saved; "
                           f"continue with: lstmctl resume {group.id}", stop[0])
     return errors
+
+
+@contextmanager
+def _cleanup(running: dict, logs: tempfile.TemporaryDirectory):
+    try:
+        yield
+    finally:
+        for proc, out, err in running.values():  # only left on an unexpected error here: leave no orphan behind
+            proc.kill()
+            proc.wait()
+        logs.cleanup()
 
 
 def _collect(group: Group, seed: int, code: int, out, err, *, quiet: bool, stopped: bool = False) -> str | None:

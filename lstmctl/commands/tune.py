@@ -28,6 +28,7 @@ from lstmctl.search import driver, report
 from lstmctl.search.driver import Plan
 from lstmctl.search.space import spaces_of, yaml_value
 from lstmctl.search.storage import describe, load_study, open_storage, require_optuna, study_dir
+from lstmctl.train.signals import forwarded_to
 
 NPROC_REFUSED = ("--nproc: a trial trains in one process. Pruning under DDP needs every rank to stop at the same "
                  "epoch on one decision (optuna#1417); tune trials side by side with --workers K instead")
@@ -114,39 +115,25 @@ def run_workers(plan: Plan, storage: str | None, workers: int, left: int | None)
         say(f"study {plan.study}: {len(counts)} workers, {threads} thread(s) each, "
             f"{'until the timeout' if left is None else f'{left} trial(s) to run'}")
     procs: list[tuple[subprocess.Popen, threading.Thread, list[str]]] = []
-    stop: list[int] = []
-
-    def forward(signum, frame) -> None:
-        stop.append(signum)
-        for proc, _, _ in procs:
-            try:
-                proc.send_signal(signum)
-            except (ProcessLookupError, OSError):
-                pass
-
-    handlers = {}
-    if threading.current_thread() is threading.main_thread():
-        handlers = {s: signal.signal(s, forward) for s in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        for k, n in enumerate(counts):
-            env = {**os.environ, "OMP_NUM_THREADS": str(threads), "LSTMCTL_TUNE_WORKER": str(k),
-                   "LSTMCTL_TUNE_SHARE": str(-1 if n is None else n)}
-            proc = subprocess.Popen(worker_command(plan, storage, k, n, threads), stdout=subprocess.DEVNULL,
-                                    stderr=subprocess.PIPE, text=True, env=env, start_new_session=True)
-            last: list[str] = []
-            relay = threading.Thread(target=_relay, args=(proc, last), daemon=True)
-            relay.start()
-            procs.append((proc, relay, last))
-        for proc, relay, _ in procs:
-            proc.wait()
-            relay.join()
-    finally:
-        for s, h in handlers.items():
-            signal.signal(s, h)
-        for proc, _, _ in procs:  # only left on an unexpected error here: no orphans
-            if proc.poll() is None:
-                proc.kill()
+    with forwarded_to(lambda: [proc for proc, _, _ in procs]) as stop:
+        try:
+            for k, n in enumerate(counts):
+                env = {**os.environ, "OMP_NUM_THREADS": str(threads), "LSTMCTL_TUNE_WORKER": str(k),
+                       "LSTMCTL_TUNE_SHARE": str(-1 if n is None else n)}
+                proc = subprocess.Popen(worker_command(plan, storage, k, n, threads), stdout=subprocess.DEVNULL,
+                                        stderr=subprocess.PIPE, text=True, env=env, start_new_session=True)
+                last: list[str] = []
+                relay = threading.Thread(target=_relay, args=(proc, last), daemon=True)
+                relay.start()
+                procs.append((proc, relay, last))
+            for proc, relay, _ in procs:
                 proc.wait()
+                relay.join()
+        finally:
+            for proc, _, _ in procs:  # only left on an unexpected error here: no orphans
+                if proc.poll() is None:
+                    proc.kill()
+                    proc.wait()
     if stop:
         raise Interrupted(f"{signal.Signals(stop[0]).name}: study {plan.study} stopped, each worker's running trial "
                           "queued again; continue with the same lstmctl tune command", stop[0])

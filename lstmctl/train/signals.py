@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
 import threading
 import time
-from typing import Callable
+from contextlib import contextmanager
+from typing import Callable, Iterable, Iterator
 
 from lstmctl.errors import Interrupted
 
@@ -78,3 +80,32 @@ class StopSignal:
         self._at = time.monotonic()
         if self.main:
             write_stderr(f"\n{signal.Signals(signum).name}: stopping after this step and saving (press Ctrl-C again to quit at once)\n")
+
+
+@contextmanager
+def forwarded_to(children: Callable[[], Iterable[subprocess.Popen]],
+                 announce: Callable[[int, list[int]], None] | None = None) -> Iterator[list[int]]:
+    """While inside, SIGINT and SIGTERM go on to every child process (`tune --workers`, `train --seeds
+    --parallel`: each child stops and saves as it would on its own); yields the list of signals
+    received, so the caller stops starting new children; `announce(signum, received)` may say so. The previous handlers come back on exit.
+    Outside the main thread (where handlers cannot be set) nothing is installed."""
+    stop: list[int] = []
+
+    def forward(signum, frame) -> None:  # runs in the main thread between bytecodes
+        stop.append(signum)
+        if announce is not None:
+            announce(signum, stop)
+        for proc in list(children()):
+            try:
+                proc.send_signal(signum)
+            except (ProcessLookupError, OSError):
+                pass
+
+    handlers = {}
+    if threading.current_thread() is threading.main_thread():
+        handlers = {s: signal.signal(s, forward) for s in SIGNALS}
+    try:
+        yield stop
+    finally:
+        for s, h in handlers.items():
+            signal.signal(s, h)
