@@ -90,11 +90,9 @@ def metric_columns(data: DataBundle) -> list[str]:
 
 
 def in_units(data: DataBundle, split_name: str, y: torch.Tensor) -> torch.Tensor:
-    """Outputs or targets of a split in the target's own units. Facts that undo a per-window
-    transform (a series' window norm or differencing: SeriesFacts.to_units) do it; otherwise the
-    bundle's scaler does (DataBundle.inverse_target)."""
-    to_units = getattr(data.facts, "to_units", None)
-    out = to_units(split_name, y) if to_units is not None else None
+    """Outputs or targets of a split in the target's own units: the facts' own inverse where they have
+    one (Facts.to_units), else the bundle's scaler (DataBundle.inverse_target)."""
+    out = data.facts.to_units(split_name, y)
     return data.inverse_target(y) if out is None else out
 
 

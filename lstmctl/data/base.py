@@ -71,6 +71,11 @@ class Facts:
         """Metrics beyond the task's standard ones; pred/target in the target's own units."""
         return {}
 
+    def to_units(self, split: str, y: torch.Tensor) -> torch.Tensor | None:
+        """Outputs or targets of `split` in the target's own units when undoing them needs more than the
+        bundle's scaler (per-window norms, differencing: SeriesFacts); None: the scaler is enough."""
+        return None
+
 
 @dataclass
 class DataBundle:
