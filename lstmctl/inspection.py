@@ -192,6 +192,9 @@ def trace(model: nn.Module, x: torch.Tensor, *, grad: bool = False, dtype: torch
         cells = [[replace(c, weights=tuple(w.to(dtype) for w in c.weights)) for c in layer] for layer in cells]
     values: dict[tuple[int, str, str], torch.Tensor] = {}
     steps: dict[tuple[int, str], list[torch.Tensor]] = {}
+    if model.stem is not None:  # model.conv: the recurrent layers read the stem's features, not the raw rows
+        with torch.no_grad():
+            x = model.stem(x.to(next(model.stem.parameters()).dtype))
     with torch.set_grad_enabled(grad):
         inp = x.to(cells[0][0].weights[0].dtype).transpose(0, 1)  # (T, N, F): time-major inside
         if grad:  # the weights are detached: through the input, every h_t is in the graph

@@ -25,6 +25,7 @@ from lstmctl.errors import ConfigError, UserError
 from lstmctl.registry import DATASETS, MODELS
 from lstmctl import checkpoint as ckpt
 from lstmctl.runs import RunDir, write_json
+from lstmctl.models.base import build_with_stem
 
 
 def available_devices() -> list[str]:
@@ -94,7 +95,7 @@ def build_model(cfg: Config, data: DataBundle) -> nn.Module:
     try:
         # train.loss: quantile -> every output value has Q outputs, one per level: (..., O*Q), see metrics.quantile_outputs
         size = data.output_size * (len(cfg.train.quantiles) if cfg.train.loss == "quantile" else 1)
-        return entry.builder(entry.parse(cfg.model), data.input_size, size, data.task)
+        return build_with_stem(entry.builder, entry.parse(cfg.model), data.input_size, size, data.task)
     except ValueError as e:  # a parameter combination the component rejects
         raise ConfigError(f"model {cfg.model['name']!r}: {e}") from e
 

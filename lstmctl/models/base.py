@@ -10,6 +10,7 @@ from torch import nn
 
 from lstmctl.schema import Strict
 from lstmctl.data.base import Task
+from lstmctl.models.conv import ConvParams, ConvRows
 
 
 class RecurrentParams(Strict):
@@ -27,6 +28,10 @@ class RecurrentParams(Strict):
         "last",
         description="per-sequence tasks: what the head reads: the final state (last), or the mean or the "
         "maximum over every step's outputs (each step then gets gradient straight from the loss)",
+    )
+    conv: ConvParams | None = Field(
+        None, description="images read row by row: a 3×3 convolution and 2×2 max pooling in front of the recurrent "
+        "layers, e.g. {channels: 8} (see models/conv.py); null = the rows go straight in",
     )
 
 
@@ -46,6 +51,7 @@ class SequenceModel(nn.Module):
         self.per_step = Task(task).per_step
         self.bidirectional = bidirectional
         self.pool = pool
+        self.stem: nn.Module | None = None  # model.conv: set by build_with_stem
 
     def summarize(self, out: torch.Tensor) -> torch.Tensor:
         """What the head reads of the backbone's (N, T, features) outputs: per step, or pooled per sequence."""
@@ -61,8 +67,29 @@ class SequenceModel(nn.Module):
         return out[:, -1]
 
     def forward(self, x: torch.Tensor, state=None):
+        if self.stem is not None:
+            x = self.stem(x)
         out, state = self.backbone(x, state)
         return self.head(self.summarize(out)), state
+
+
+def build_with_stem(builder, p, input_size: int, output_size: int, task: Task) -> nn.Module:
+    """The registered builder's model; with model.conv, behind a convolutional stem whose features its
+    recurrent layers read instead of the raw rows."""
+    conv = getattr(p, "conv", None)  # a plugin's parameters may not have it
+    if conv is None:
+        return builder(p, input_size, output_size, task)
+    if Task(task).per_step:
+        raise ValueError(
+            "conv pools pairs of rows into one step, so it fits per-sequence tasks only (one output per sequence); "
+            "remove model.conv"
+        )
+    stem = ConvRows(input_size, conv)
+    model = builder(p, stem.out_features, output_size, task)
+    if not isinstance(model, SequenceModel):
+        raise ValueError(f"conv needs a model built as a SequenceModel; this one is a {type(model).__name__}")
+    model.stem = stem
+    return model
 
 
 def init_recurrent(module: nn.Module, p: RecurrentParams, gates: int = 4, forget_gate: int | None = 1) -> None:
