@@ -192,9 +192,7 @@ def trace(model: nn.Module, x: torch.Tensor, *, grad: bool = False, dtype: torch
         cells = [[replace(c, weights=tuple(w.to(dtype) for w in c.weights)) for c in layer] for layer in cells]
     values: dict[tuple[int, str, str], torch.Tensor] = {}
     steps: dict[tuple[int, str], list[torch.Tensor]] = {}
-    if model.stem is not None:  # model.conv: the recurrent layers read the stem's features, not the raw rows
-        with torch.no_grad():
-            x = model.stem(x.to(next(model.stem.parameters()).dtype))
+    x = recurrent_input(model, x)
     with torch.set_grad_enabled(grad):
         inp = x.to(cells[0][0].weights[0].dtype).transpose(0, 1)  # (T, N, F): time-major inside
         if grad:  # the weights are detached: through the input, every h_t is in the graph
@@ -214,6 +212,20 @@ def trace(model: nn.Module, x: torch.Tensor, *, grad: bool = False, dtype: torch
         output = inp.transpose(0, 1)
         prediction = _head(model, output)
     return Trace(cells, values, steps, output, prediction)
+
+
+def recurrent_input(model: SequenceModel, x: torch.Tensor) -> torch.Tensor:
+    """What the recurrent layers read for x (N, T_in, F): x itself, or a conv stem's features (model.conv),
+    which pool the input's image rows into fewer steps."""
+    if model.stem is None:
+        return x
+    with torch.no_grad():
+        return model.stem(x.to(next(model.stem.parameters()).dtype))
+
+
+def trace_steps(model: SequenceModel, x: torch.Tensor) -> int:
+    """How many steps the recurrent layers run for inputs like x."""
+    return recurrent_input(model, x[:1]).shape[1]
 
 
 def _run(cell: Cell, seq: torch.Tensor) -> dict[str, list[torch.Tensor]]:

@@ -27,7 +27,7 @@ from torch.nn import functional as F
 from lstmctl.data.base import IGNORE_INDEX, DataBundle, Split
 from lstmctl.data.facts import AddingFacts, CopyFacts, CurveFacts, ImageFacts, SeriesFacts
 from lstmctl.errors import UserError
-from lstmctl.inspection import SIGMOID, STATES, Cell, Trace, cells_of, trace
+from lstmctl.inspection import SIGMOID, STATES, Cell, Trace, cells_of, trace, trace_steps
 from lstmctl.session import OpenedRun, loss_name, make_criterion
 
 SPLITS = ("test", "val", "train")
@@ -56,7 +56,7 @@ class Inspection:
     batch: int  # sequences the statistics are over
     loss: float  # the training loss of that batch
     cells: list[list[Cell]]
-    x: np.ndarray  # the sample's input (T, features), as the model read it
+    x: np.ndarray  # the sample's input (T_in, features), as the model read it (a conv stem: T_in image rows pooled to T steps)
     input_names: list[str]
     values: dict[tuple[int, str, str], np.ndarray]  # the sample: (layer, direction, gate) -> (T, units)
     target_names: list[str]
@@ -66,6 +66,11 @@ class Inspection:
     gradient: dict[tuple[int, str], np.ndarray]  # (layer, direction) -> ‖∂L/∂h_t‖ for t = 0..T-1
     units: list[dict]  # the units that follow the target best: layer, direction, state, unit, target, channel, r, measured
     unit_lines: list[np.ndarray]  # per unit: its trace on the sample read as the target (T,), NaN where not defined
+
+    @property
+    def steps(self) -> int:
+        """T, the steps the recurrent layers ran (a conv stem pools the input's rows into fewer)."""
+        return len(next(iter(self.values.values())))
 
     @property
     def has_gates(self) -> bool:
@@ -91,8 +96,9 @@ def inspect_opened(opened: OpenedRun, split_name: str = "test", sample: int = 0,
     loss, gradient = gradient_flow(trace(model, first.x, grad=True, dtype=torch.float64), criterion, first.y)
     one = trace(model, split.x[sample : sample + 1])
     values = {k: v[0].numpy() for k, v in one.values.items()}
-    mine = targets_over_time(data, split.take(slice(sample, sample + 1)))
-    units, lines = top_units(tr, targets_over_time(data, first), values)
+    steps = tr.output.shape[1]  # the recurrent layers' time axis, which the targets follow
+    mine = targets_over_time(data, split.take(slice(sample, sample + 1)), steps)
+    units, lines = top_units(tr, targets_over_time(data, first, steps), values)
     return Inspection(
         split=split_name,
         sample=sample,
@@ -113,7 +119,7 @@ def inspect_opened(opened: OpenedRun, split_name: str = "test", sample: int = 0,
 
 
 def _batch_size(opened: OpenedRun, split: Split, batch: int) -> int:
-    T = split.x.shape[1]
+    T = max(split.x.shape[1], trace_steps(opened.model, split.x[:1]))
     width = sum(c.units for layer in cells_of(opened.model) for c in layer)
     return max(1, min(batch, len(split), _BUDGET // max(1, T * width)))
 
@@ -144,17 +150,18 @@ def saturation(tr: Trace) -> list[dict]:
     return rows
 
 
-def targets_over_time(data: DataBundle, split: Split) -> Targets:
-    """What a unit could follow at each step:
+def targets_over_time(data: DataBundle, split: Split, steps: int | None = None) -> Targets:
+    """What a unit could follow at each of the `steps` steps the recurrent layers ran (default: the
+    input's; a conv stem pools rows into fewer, and its per-sequence target is held over them):
     - adding: the running sum of the marked values so far (what the model must carry to the end);
     - classification: an indicator per class, 1 where the step's (or the sequence's) class is it,
       scored only where the target is defined (the copy task: the recall steps);
     - other regression: the target in its own units; a per-sequence target is held over every step.
     """
     x, y = split.x, split.y
-    N, T = x.shape[:2]
+    N, T = x.shape[0], steps or x.shape[1]
     every = torch.ones(N, T, dtype=torch.bool)
-    if isinstance(data.facts, AddingFacts):
+    if isinstance(data.facts, AddingFacts) and T == x.shape[1]:
         marker = x[..., data.facts.marker_channel]
         value = x[..., 1 - data.facts.marker_channel]  # two channels: the values and the markers
         return Targets(["running sum of the marked values"], torch.cumsum(value * marker, 1).double().unsqueeze(-1), every)

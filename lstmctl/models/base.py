@@ -76,8 +76,8 @@ class SequenceModel(nn.Module):
 def build_with_stem(builder, p, input_size: int, output_size: int, task: Task) -> nn.Module:
     """The registered builder's model; with model.conv, behind a convolutional stem whose features its
     recurrent layers read instead of the raw rows."""
-    conv = getattr(p, "conv", None)  # a plugin's parameters may not have it
-    if conv is None:
+    conv = getattr(p, "conv", None)  # a plugin's parameters may not have it, or mean something else by it
+    if not isinstance(conv, ConvParams):
         return builder(p, input_size, output_size, task)
     if Task(task).per_step:
         raise ValueError(

@@ -18,6 +18,7 @@ from pydantic import Field
 from torch import nn
 from torch.nn import functional as F
 
+from lstmctl.errors import UserError
 from lstmctl.schema import Strict
 
 
@@ -45,6 +46,8 @@ class ConvRows(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         n, steps, _ = x.shape
+        if steps * self.rows_per_step < 2:
+            raise UserError(f"model.conv pools pairs of image rows; this input has {steps * self.rows_per_step} row(s): give at least 2")
         images = x.reshape(n, 1, steps * self.rows_per_step, self.width)
         # ReLU after the pooling: max then ReLU equals ReLU then max (both are monotone), values and
         # gradients alike, on a quarter of the numbers

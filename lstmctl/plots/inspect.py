@@ -53,10 +53,10 @@ def _where(insp: Inspection) -> str:
 def _draw_input(ax, insp: Inspection) -> None:
     """The sample's input over the same time axis as the heatmaps: lines for a few features, else a heatmap."""
     x = insp.x
-    T, F = x.shape
+    T, F = insp.steps, x.shape[1]  # a conv stem pools the input's rows: they are spread over the T steps
     if F <= 4:
         for k in range(F):
-            ax.plot(np.arange(T), x[:, k], lw=1, label=insp.input_names[k], drawstyle="steps-mid")
+            ax.plot((np.arange(len(x)) + 0.5) * T / len(x) - 0.5, x[:, k], lw=1, label=insp.input_names[k], drawstyle="steps-mid")
         ax.legend(fontsize=7, loc="upper right", ncols=F, framealpha=0.8, handlelength=1.2)
     else:
         ax.imshow(x.T, aspect="auto", interpolation="nearest", cmap="Greys", extent=(-0.5, T - 0.5, F - 0.5, -0.5))
@@ -83,7 +83,7 @@ def plot_gates(opened: OpenedRun, insp: Inspection, out_dir: Path, fmt: str) -> 
     """Per layer and direction: the input on top, below it one block per gate and state, each a
     heatmap of time (x) by unit (y, unit 0 at the top of its block), on one time axis."""
     paths = []
-    T = insp.x.shape[0]
+    T = insp.steps
     for cell in insp.flat_cells:
         gates, H = cell.gates, cell.units
         gap = max(1.0, H / 8)
@@ -180,7 +180,7 @@ def plot_units(opened: OpenedRun, insp: Inspection, out_dir: Path, fmt: str) -> 
     falls as the target rises is flipped). One panel per target channel; r is in the legend."""
     channels = list(dict.fromkeys(u["channel"] for u in insp.units))
     fig, axes = plt.subplots(len(channels), 1, figsize=(9, 1.2 + 2.6 * len(channels)), sharex=True, squeeze=False)
-    T = insp.x.shape[0]
+    T = insp.steps
     t = np.arange(T)
     for ax, ch in zip(axes[:, 0], channels):
         target = np.where(insp.target_valid, insp.target[:, ch], np.nan)
