@@ -38,6 +38,7 @@ import argparse
 import hashlib
 import json
 import math
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -168,10 +169,6 @@ def lstm_mae(config: Path, horizon: int, seeds: list[int], runs: Path) -> tuple[
 # ---------------------------------------------------------------------------------------------- report
 
 
-def geomean(xs: list[float]) -> float:
-    return math.exp(sum(math.log(x) for x in xs) / len(xs))
-
-
 def table(rows: list[dict], horizon_label: str) -> str:
     head = ("| series | H | test windows | lstmctl | AutoETS | AutoARIMA | ratio to the better | naive | seasonal naive |\n"
             "|---|---|---|---|---|---|---|---|---|")
@@ -183,7 +180,7 @@ def table(rows: list[dict], horizon_label: str) -> str:
     ratios = [r["ratio"] for r in rows]
     ahead = sum(x < 1 for x in ratios)
     worse_naive = [r["series"] for r in rows if r["lstmctl"] > r["naive"]]
-    lines.append(f"\n{horizon_label}: geometric mean of the ratios {geomean(ratios):.3f}; lstmctl ahead of the better "
+    lines.append(f"\n{horizon_label}: geometric mean of the ratios {statistics.geometric_mean(ratios):.3f}; lstmctl ahead of the better "
                  f"statistical model on {ahead} of {len(rows)}; worse than naive on "
                  f"{', '.join(worse_naive) if worse_naive else 'none'}.")
     return "\n".join(lines)

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import statistics
 import tempfile
 from datetime import datetime, timezone
@@ -72,10 +71,6 @@ def score(sets: list[str], runs: Path) -> dict:
     return {"run": run, "mae": metrics["mae"], "naive_mae": metrics["naive_mae"], "ratio": metrics["mae"] / metrics["naive_mae"]}
 
 
-def geometric_mean(values: list[float]) -> float:
-    return math.exp(statistics.fmean(math.log(v) for v in values))
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--seeds", default="0", help="comma-separated run seeds (default 0)")
@@ -103,8 +98,8 @@ def main() -> None:
     summary = {}
     for recipe in recipes:
         label = recipe or "as shipped"
-        per_series = [geometric_mean([results[f"{n} [{label}] seed={s}"]["ratio"] for s in seeds]) for n in names]
-        summary[label] = geometric_mean(per_series)
+        per_series = [statistics.geometric_mean([results[f"{n} [{label}] seed={s}"]["ratio"] for s in seeds]) for n in names]
+        summary[label] = statistics.geometric_mean(per_series)
         print(f"| {label} | {' | '.join(f'{r:.3f}' for r in per_series)} | {summary[label]:.3f} |")
     print(f"\nMAE / naive MAE on the 20% of rows before each real test block (geometric mean over seeds {seeds}); "
           f"{started}; {machine()['cores']} cores")

@@ -24,7 +24,6 @@ import torch
 from lstmctl import metrics
 from lstmctl.data.base import DataBundle, Split
 
-
 CLASSIFICATION_METRICS = ("accuracy", "macro_f1")
 REGRESSION_METRICS = ("mae", "rmse", "r2")  # in the target's own units; the dataset's facts may add more
 BASE_COLUMNS = ("epoch", "train_loss", "val_loss")  # then val_<metric>..., then TAIL_COLUMNS
