@@ -30,6 +30,11 @@ aim of issue 14: geometric mean <= 1.10, never worse than naive, ahead on at lea
 A season of 52 (co2, weekly) is beyond both: AutoETS itself fits no seasonal model for a season over 24
 (it picks a non-seasonal ETS), and AutoARIMA's seasonal search did not finish in 15 minutes here.
 --arima-max-season N fits AutoARIMA without a season where the season exceeds N (said in the output).
+
+--before-test runs the same comparison on the rows before each real test block (cut as
+bench_forecast_recipe.py cuts them: the shipped configs then validate and test on earlier blocks that the
+real test never overlaps). It is the place to develop a recipe against the statistical models without
+reading the test numbers.
 """
 
 from __future__ import annotations
@@ -46,7 +51,7 @@ import time
 from datetime import datetime, timezone
 from pathlib import Path
 
-from common import machine, run_lstmctl  # benchmarks/common.py
+from common import cut_before_test, machine, run_lstmctl  # benchmarks/common.py
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
@@ -146,6 +151,19 @@ def _worker(series: list[dict], python: str) -> list[dict]:
     return [got[str(i)] for i in range(len(series))]
 
 
+def before_test_configs(names: list[str], folder: Path) -> Path:
+    """Copies of the shipped configs pointed at their rows before the real test block (--before-test)."""
+    import yaml
+
+    for name in names:
+        cfg = SERIES[name][0]
+        path = cut_before_test(name, folder)[0]
+        config = yaml.safe_load((CONFIGS / cfg).read_text())
+        config["data"]["path"] = str(path)
+        (folder / cfg).write_text(yaml.safe_dump(config, sort_keys=False))
+    return folder
+
+
 # ---------------------------------------------------------------------------------------------- lstmctl
 
 
@@ -196,6 +214,8 @@ def main() -> None:
     ap.add_argument("--out", type=Path, help="write the results as JSON")
     ap.add_argument("--stats-cache", type=Path, help="a JSON file keeping AutoETS/AutoARIMA results between runs")
     ap.add_argument("--stats-only", action="store_true", help="fill --stats-cache with the statistical side only")
+    ap.add_argument("--before-test", action="store_true",
+                    help="everything on the rows before each real test block (a development set; see above)")
     ap.add_argument("--arima-max-season", type=int, default=None,
                     help="fit AutoARIMA without a season where the season exceeds this (default: never)")
     a = ap.parse_args()
@@ -208,9 +228,10 @@ def main() -> None:
         sys.exit(f"unknown series {unknown}; choose from {list(SERIES)}")
     seeds = [int(s) for s in a.seeds.split(",")]
     started = datetime.now(timezone.utc).isoformat(timespec="seconds")
-    report = {"machine": machine(), "started": started, "seeds": seeds, "results": {}}
+    report = {"machine": machine(), "started": started, "seeds": seeds, "before_test": a.before_test, "results": {}}
     sections = []
     with tempfile.TemporaryDirectory() as tmp:
+        configs = before_test_configs(names, Path(tmp)) if a.before_test else CONFIGS
         for label, one_step in (("one-step", True), ("H-step", False)):
             if not one_step and a.no_hstep:
                 continue
@@ -218,7 +239,7 @@ def main() -> None:
             for name in names:
                 cfg, h_bench = SERIES[name]
                 h = 1 if one_step else h_bench
-                config = CONFIGS / cfg
+                config = configs / cfg
                 series = windows(config, h)
                 for s in series:
                     if a.arima_max_season is not None and s["season"] > a.arima_max_season:

@@ -29,37 +29,19 @@ import tempfile
 from datetime import datetime, timezone
 from pathlib import Path
 
-import pandas as pd
-import yaml
-
-from common import REPO, machine, run_lstmctl  # benchmarks/common.py
+from common import cut_before_test, machine, run_lstmctl  # benchmarks/common.py
 
 SERIES = ("sunspots", "us_macro", "elnino", "co2", "us_output")
 SETTINGS = ("", "data.window=12", "data.window=48", "train.val_fraction=0.1", "train.val_fraction=0.3")
-TEST_FRACTION = 0.2  # the shipped configs' data.test_fraction
 
 
 def before_test(name: str, folder: Path) -> tuple[list[str], int, int]:
     """Write the series' rows before its real test block to a CSV; the --set arguments that point
     forecast.yaml at it, and the row counts before and after the cut."""
-    data = yaml.safe_load((REPO / "configs" / f"{name}.yaml").read_text())["data"]
-    table = pd.read_csv(REPO / "configs" / data["path"])
-    series = [table] if "series_column" not in data else [g for _, g in table.groupby(data["series_column"], sort=False)]
-    kept = []
-    for rows in series:
-        if data.get("missing"):  # gaps filled onto the regular grid: the test block is the grid's last 20%
-            dates = pd.to_datetime(rows[data["date_column"]])
-            step = dates.diff().median()
-            grid = int((dates.iloc[-1] - dates.iloc[0]) / step) + 1
-            cut = dates.iloc[0] + step * (grid - max(1, round(grid * TEST_FRACTION)))
-            kept.append(rows[(dates < cut).to_numpy()])
-        else:
-            kept.append(rows.iloc[: len(rows) - max(1, round(len(rows) * TEST_FRACTION))])
-    path = folder / f"{name}.csv"
-    pd.concat(kept).to_csv(path, index=False)
+    path, data, n_all, n_kept = cut_before_test(name, folder)
     sets = [f"data.path={path}", f"data.target={data['target']}", f"data.date_column={data['date_column']}"]
     sets += [f"data.{key}={data[key]}" for key in ("season", "series_column") if key in data]
-    return sets, len(table), sum(len(k) for k in kept)
+    return sets, n_all, n_kept
 
 
 def score(sets: list[str], runs: Path) -> dict:
