@@ -24,8 +24,9 @@ one period back) are computed here from the same origins and checked against lst
 
 One-step (H = 1, the configs as shipped) and H-step (`--set data.horizon=H`, H per series below; the MAE
 averaged over the H steps). Reported per series: the MAE of each method, lstmctl's ratio to the better
-of AutoETS/AutoARIMA (the best of three where MSTL is added, below), the geometric mean of those ratios, and how many series lstmctl is ahead on. The
-aim of issue 14: geometric mean <= 1.10, never worse than naive, ahead on at least half.
+of AutoETS/AutoARIMA (the best of three where MSTL is added, below), the geometric mean of those ratios,
+and how many series lstmctl is ahead on. The aim of issue 14: geometric mean <= 1.10, never worse than
+naive, ahead on at least half.
 
 A season of 52 (co2, weekly) is beyond both: AutoETS itself fits no seasonal model for a season over 24
 (it picks a non-seasonal ETS), and AutoARIMA's seasonal search did not finish in 15 minutes here.
@@ -264,9 +265,9 @@ def main() -> None:
                     key = s["name"]
                     if lstm_naive.get(key) is not None and abs(lstm_naive[key] - base["naive"]) > 1e-4 * (1 + base["naive"]):
                         sys.exit(f"{name}/{key}: naive MAE {base['naive']} here but {lstm_naive[key]} in lstmctl: the windows differ")
-                    better = min(st[m] for m in STATISTICAL if m in st)
+                    best = min(st[m] for m in STATISTICAL if m in st)
                     row = {"series": f"{name}/{key}" if key else name, "h": h, "windows": len(s["rows"]),
-                           "lstmctl": lstm[key], "ratio": lstm[key] / better, **base, **st, "lstmctl_s": round(secs, 1)}
+                           "lstmctl": lstm[key], "ratio": lstm[key] / best, **base, **st, "lstmctl_s": round(secs, 1)}
                     rows.append(row)
                     print(json.dumps(row), file=sys.stderr, flush=True)
             if a.stats_only:
