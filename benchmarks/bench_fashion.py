@@ -33,10 +33,9 @@ import time
 from datetime import datetime, timezone
 from pathlib import Path
 
-from common import machine, run_lstmctl  # benchmarks/common.py
+from common import REPO, machine, run_lstmctl  # benchmarks/common.py
 
 HERE = Path(__file__).resolve().parent
-REPO = HERE.parent
 CONFIG = REPO / "configs" / "fashion_mnist.yaml"
 
 

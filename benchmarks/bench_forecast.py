@@ -55,10 +55,8 @@ import time
 from datetime import datetime, timezone
 from pathlib import Path
 
-from common import cut_before_test, machine, run_lstmctl  # benchmarks/common.py
+from common import REPO, cut_before_test, machine, run_lstmctl  # benchmarks/common.py
 
-HERE = Path(__file__).resolve().parent
-REPO = HERE.parent
 CONFIGS = REPO / "configs"
 STATISTICAL = ("AutoETS", "AutoARIMA", "MSTL")  # MSTL only where --arima-max-season drops the season
 

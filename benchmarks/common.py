@@ -48,13 +48,11 @@ def run_lstmctl(args: list[str]) -> str:
     return proc.stdout
 
 
-TEST_FRACTION = 0.2  # the shipped forecasting configs' data.test_fraction
-
-
 def cut_before_test(name: str, folder: Path) -> tuple[Path, dict, int, int]:
     """Write the rows of configs/NAME.yaml's CSV that come before its real test block to FOLDER/NAME.csv,
-    so that a recipe can be developed and compared without the test rows. The test block is the last 20%
-    of the rows (of the regular grid when data.missing fills gaps; of each series of a long table).
+    so that a recipe can be developed and compared without the test rows. The test block is the config's
+    data.test_fraction of the rows (of the regular grid when data.missing fills gaps; of each series of a
+    long table).
     Returns the CSV's path, the config's data section, and the row counts before and after the cut."""
     import pandas as pd
     import yaml
@@ -62,16 +60,17 @@ def cut_before_test(name: str, folder: Path) -> tuple[Path, dict, int, int]:
     data = yaml.safe_load((REPO / "configs" / f"{name}.yaml").read_text())["data"]
     table = pd.read_csv(REPO / "configs" / data["path"])
     series = [table] if "series_column" not in data else [g for _, g in table.groupby(data["series_column"], sort=False)]
+    share = data.get("test_fraction", 0.2)  # the schema's default
     kept = []
     for rows in series:
         if data.get("missing"):  # gaps filled onto the regular grid: the test block is the grid's last 20%
             dates = pd.to_datetime(rows[data["date_column"]])
             step = dates.diff().median()
             grid = int((dates.iloc[-1] - dates.iloc[0]) / step) + 1
-            cut = dates.iloc[0] + step * (grid - max(1, round(grid * TEST_FRACTION)))
+            cut = dates.iloc[0] + step * (grid - max(1, round(grid * share)))
             kept.append(rows[(dates < cut).to_numpy()])
         else:
-            kept.append(rows.iloc[: len(rows) - max(1, round(len(rows) * TEST_FRACTION))])
+            kept.append(rows.iloc[: len(rows) - max(1, round(len(rows) * share))])
     path = folder / f"{name}.csv"
     pd.concat(kept).to_csv(path, index=False)
     return path, data, len(table), sum(len(k) for k in kept)

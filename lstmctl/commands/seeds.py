@@ -19,11 +19,11 @@ from __future__ import annotations
 import json
 import os
 import signal
-from contextlib import contextmanager
 import subprocess
 import sys
 import tempfile
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 from lstmctl import config as config_mod

@@ -87,8 +87,9 @@ def forwarded_to(children: Callable[[], Iterable[subprocess.Popen]],
                  announce: Callable[[int, list[int]], None] | None = None) -> Iterator[list[int]]:
     """While inside, SIGINT and SIGTERM go on to every child process (`tune --workers`, `train --seeds
     --parallel`: each child stops and saves as it would on its own); yields the list of signals
-    received, so the caller stops starting new children; `announce(signum, received)` may say so. The previous handlers come back on exit.
-    Outside the main thread (where handlers cannot be set) nothing is installed."""
+    received, so the caller stops starting new children; `announce(signum, received)` may say so. The
+    previous handlers come back on exit. Outside the main thread (where handlers cannot be set) nothing
+    is installed."""
     stop: list[int] = []
 
     def forward(signum, frame) -> None:  # runs in the main thread between bytecodes
